@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: start TARS (a real Slack workspace with SLACK_BOT_TOKEN set, else the local sandbox)
+run: $(STAMP)
+	@if [ -n "$$SLACK_BOT_TOKEN" ]; then \
+		$(BIN)/tars migrate && exec $(BIN)/tars serve; \
+	else \
+		exec $(BIN)/tars sandbox; \
+	fi
+
+## test: lint, then the whole suite on Postgres (127.0.0.1:5432) and again on SQLite
+test: $(STAMP) lint
+	TARS_TEST_DB=postgres $(BIN)/pytest
+	TARS_TEST_DB=sqlite $(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(STAMP)
+	$(BIN)/tars migrate
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""The app factory: configuration in, a wired Bolt app and a WSGI application out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from sqlalchemy import Engine
+
+from bot.announcer import Announcer
+from bot.clock import Clock, SystemClock
+from bot.config import Config, ConfigError
+from bot.db import make_engine, make_session_factory
+from bot.flows import IncidentFlows
+from bot.incidents import IncidentService
+from bot.runtime import Tars
+from bot.server import TarsWsgi
+
+log = logging.getLogger(__name__)
+
+
+def make_slack_client(config: Config) -> WebClient:
+    return WebClient(
+        token=config.slack_bot_token,
+        base_url=config.slack_api_url,
+        timeout=10,
+        # A 429 means Slack did not act on the call, so retrying it cannot double-post.
+        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+def build_tars(config: Config, *, clock: Clock | None = None, engine: Engine | None = None) -> Tars:
+    engine = engine or make_engine(config.database_url)
+    sessions = make_session_factory(engine)
+    clock = clock or SystemClock()
+    client = make_slack_client(config)
+    service = IncidentService(clock, config.services)
+    flows = IncidentFlows(sessions, service, Announcer(client), incidents_channel=config.incidents_channel)
+    return Tars(config=config, engine=engine, sessions=sessions, clock=clock, client=client, flows=flows)
+
+
+@dataclass
+class TarsApp:
+    tars: Tars
+    bolt: App
+    wsgi: TarsWsgi
+
+
+def create_app(config: Config, *, clock: Clock | None = None, engine: Engine | None = None) -> TarsApp:
+    import handlers
+
+    if not config.slack_bot_token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set (run `tars sandbox` to try TARS without Slack)")
+    if not config.socket_mode and not config.slack_signing_secret:
+        raise ConfigError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN selects Socket Mode")
+    tars = build_tars(config, clock=clock, engine=engine)
+    bolt = App(
+        client=tars.client,
+        signing_secret=config.slack_signing_secret or "",
+        # Socket Mode requests are not signed; HTTP ones always are.
+        request_verification_enabled=not config.socket_mode,
+        process_before_response=False,
+    )
+    handlers.register_all(bolt, tars)
+    wsgi = TarsWsgi(tars.engine, None if config.socket_mode else SlackRequestHandler(bolt))
+    return TarsApp(tars=tars, bolt=bolt, wsgi=wsgi)

@@ -1,0 +1,183 @@
+"""Configuration: environment variables for wiring, a YAML file for policy and the service catalog.
+
+Both are public interfaces (Helm values, .env files), so every bad value fails start-up with a message that
+names the offending key rather than a stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+class ConfigError(Exception):
+    """Start-up configuration is unusable; the message names the key."""
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    oncall: str = Field(description="Slack user id paged when an incident is declared for this service")
+    description: str = ""
+
+    @field_validator("oncall")
+    @classmethod
+    def _user_id(cls, value: str) -> str:
+        if not SLACK_USER_ID.match(value):
+            raise ValueError(f"must be a Slack user id like U012ABCDEF, got {value!r}")
+        return value
+
+
+class FileConfig(BaseModel):
+    """The YAML document named by TARS_CONFIG."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incidents_channel: str | None = None
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+
+    @field_validator("incidents_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not SLACK_CHANNEL_ID.match(value):
+            raise ValueError(f"must be a Slack channel id like C012ABCDEF, got {value!r}")
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, value: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        for name in value:
+            if not SERVICE_NAME.match(name):
+                raise ValueError(f"service name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return value
+
+
+class EnvSettings(BaseSettings):
+    """Environment variables; names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = "sqlite:///tars.db"
+    port: int = Field(default=3000, ge=0, le=65535)
+    tars_config: str | None = None
+    tars_incidents_channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything TARS needs to start, already validated."""
+
+    database_url: str
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    port: int = 3000
+    incidents_channel: str | None = None
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+    config_source: str = "built-in example catalog"
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for Postgres URLs written the way people usually write them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _format_validation_error(error: ValidationError, source: str, *, env_names: bool = False) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if env_names:
+            key = key.upper()
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{key}: {message}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def parse_file_config(document: Any, source: str) -> FileConfig:
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    try:
+        return FileConfig.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def read_file_config(path: str | None) -> tuple[FileConfig, str]:
+    """The YAML policy file, or the built-in example catalog when no file is named."""
+    if path is None:
+        text = resources.files("bot").joinpath("default_config.yaml").read_text(encoding="utf-8")
+        source = "built-in example catalog"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"TARS_CONFIG: cannot read {path}: {error.strerror}") from None
+        source = f"TARS_CONFIG {path}"
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    return parse_file_config(document, source), source
+
+
+def load_config(environ: dict[str, str] | None = None) -> Config:
+    """Build the configuration from the environment (and the YAML file it names)."""
+    env_source = dict(os.environ if environ is None else environ)
+    try:
+        env = EnvSettings(_env_file=None, **{k.lower(): v for k, v in env_source.items() if _is_ours(k)})
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, "environment", env_names=True)) from None
+    file_config, source = read_file_config(env.tars_config or None)
+    channel = env.tars_incidents_channel or file_config.incidents_channel
+    if channel is not None and not SLACK_CHANNEL_ID.match(channel):
+        raise ConfigError(
+            f"TARS_INCIDENTS_CHANNEL: must be a Slack channel id like C012ABCDEF, got {channel!r}"
+        )
+    api_url = env.slack_api_url if env.slack_api_url.endswith("/") else env.slack_api_url + "/"
+    return Config(
+        database_url=normalize_database_url(env.database_url),
+        slack_bot_token=env.slack_bot_token or None,
+        slack_signing_secret=env.slack_signing_secret or None,
+        slack_app_token=env.slack_app_token or None,
+        slack_api_url=api_url,
+        port=env.port,
+        incidents_channel=channel,
+        services=dict(file_config.services),
+        config_source=source,
+    )
+
+
+_ENV_KEYS = {name.upper() for name in EnvSettings.model_fields}
+
+
+def _is_ours(key: str) -> bool:
+    return key.upper() in _ENV_KEYS

@@ -1,0 +1,352 @@
+"""Everything TARS shows in Slack: message text, Block Kit and modals, built in one place.
+
+Message `text` always carries the full runbook template, so notifications, screen readers and clients that
+ignore blocks still show the whole message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.models import OPEN_STATUSES, Incident, Status, TimelineEvent
+
+Block = dict[str, Any]
+
+# action_ids the handlers listen for; Slack requires them unique within one actions block.
+ACK_ACTION = "incident_ack"
+STATUS_ACTION_PREFIX = "incident_status_"
+SEVERITY_ACTION = "incident_severity"
+RESOLVE_ACTION = "incident_resolve"
+DECLARE_VIEW = "incident_declare"
+RESOLVE_VIEW = "incident_resolve"
+
+
+def fmt_time(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "—"
+
+
+def fmt_duration(start: datetime, end: datetime) -> str:
+    minutes = max(0, int((end - start).total_seconds()) // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} {'hour' if hours == 1 else 'hours'} {minutes} {'minute' if minutes == 1 else 'minutes'}"
+
+
+def mention(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id else "unassigned"
+
+
+def severity_label(severity: int) -> str:
+    return f"P{severity}"
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _plain(text: str) -> Block:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [_mrkdwn(text)]}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    button: Block = {"type": "button", "text": _plain(text), "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def _option(text: str, value: str) -> Block:
+    return {"text": _plain(text), "value": value}
+
+
+# --- the incident card: 🚨 initial notification, updated in place ---------------------------------------------
+
+
+def initial_lines(incident: Incident) -> list[str]:
+    return [
+        f"🚨 [{severity_label(incident.severity)}] Incident declared: {incident.description}",
+        f"🚨 INCIDENT {severity_label(incident.severity)}: {incident.service} — {incident.ref}",
+        f"Impact: {incident.impact or 'Being assessed'}",
+        f"Status: {incident.status_enum.label}",
+        f"On-call: {mention(incident.oncall)}",
+        f"Started: {fmt_time(incident.declared_at)}",
+    ]
+
+
+def card_text(incident: Incident) -> str:
+    lines = initial_lines(incident)
+    if incident.acknowledged_at:
+        lines.append(
+            f"Acknowledged: {mention(incident.acknowledged_by)} at {fmt_time(incident.acknowledged_at)}"
+        )
+    if incident.status_enum == Status.RESOLVED:
+        lines.append(f"Resolved: {fmt_time(incident.resolved_at)} — {incident.root_cause}")
+    return "\n".join(lines)
+
+
+def card_blocks(incident: Incident) -> list[Block]:
+    sev = severity_label(incident.severity)
+    heading = f"🚨 *[{sev}] Incident declared: {incident.description}*"
+    if incident.status_enum == Status.RESOLVED:
+        heading = f"✅ *[{sev}] Resolved: {incident.description}*"
+    fields = [
+        _mrkdwn(f"*Incident*\n{incident.ref} · `{incident.service}` · {sev}"),
+        _mrkdwn(f"*Status*\n{incident.status_enum.label}"),
+        _mrkdwn(f"*Impact*\n{incident.impact or 'Being assessed'}"),
+        _mrkdwn(f"*On-call*\n{mention(incident.oncall)}"),
+        _mrkdwn(f"*Started*\n{fmt_time(incident.declared_at)}"),
+        _mrkdwn(
+            "*Acknowledged*\n"
+            + (
+                f"{mention(incident.acknowledged_by)} at {fmt_time(incident.acknowledged_at)}"
+                if incident.acknowledged_at
+                else "Not yet"
+            )
+        ),
+    ]
+    if incident.commander:
+        fields.append(_mrkdwn(f"*Commander*\n{mention(incident.commander)}"))
+    if incident.latest_findings:
+        fields.append(_mrkdwn(f"*Latest findings*\n{incident.latest_findings}"))
+    if incident.eta:
+        fields.append(_mrkdwn(f"*ETA to resolution*\n{incident.eta}"))
+    if incident.status_enum == Status.RESOLVED:
+        fields.append(_mrkdwn(f"*Resolved*\n{fmt_time(incident.resolved_at)}"))
+        fields.append(_mrkdwn(f"*Root cause*\n{incident.root_cause}"))
+    blocks: list[Block] = [_section(heading), {"type": "section", "fields": fields[:10]}]
+    if incident.is_open:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"incident_card_{incident.id}",
+                "elements": card_actions(incident),
+            }
+        )
+    return blocks
+
+
+def card_actions(incident: Incident) -> list[Block]:
+    value = str(incident.id)
+    elements: list[Block] = []
+    if incident.acknowledged_at is None:
+        elements.append(_button("Acknowledge", ACK_ACTION, value, "primary"))
+    for status in OPEN_STATUSES:
+        if status != incident.status_enum:
+            elements.append(_button(status.label, STATUS_ACTION_PREFIX + status.value, value))
+    options = [_option(severity_label(s), f"{incident.id}:{s}") for s in (1, 2, 3, 4)]
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": SEVERITY_ACTION,
+            "placeholder": _plain("Severity"),
+            "options": options,
+            "initial_option": options[incident.severity - 1],
+        }
+    )
+    elements.append(_button("Resolve", RESOLVE_ACTION, value, "danger"))
+    return elements
+
+
+# --- 📊 update and ✅ resolution ----------------------------------------------------------------------------
+
+
+def update_text(incident: Incident) -> str:
+    return "\n".join(
+        [
+            f"📊 INCIDENT UPDATE {severity_label(incident.severity)}: {incident.service}",
+            f"Status: {incident.status_enum.label}",
+            f"Latest findings: {incident.latest_findings or 'No findings recorded yet'}",
+            f"ETA to resolution: {incident.eta or 'unknown'}",
+            f"Incident: {incident.ref}",
+        ]
+    )
+
+
+def update_blocks(incident: Incident) -> list[Block]:
+    lines = update_text(incident).split("\n")
+    return [
+        _section(f"*{lines[0]}*\n" + "\n".join(lines[1:-1])),
+        _context(f"{incident.ref} · {incident.description}"),
+    ]
+
+
+def postmortem_line(incident: Incident) -> str:
+    if incident.postmortem_due_at:
+        return f"Scheduled for {fmt_time(incident.postmortem_due_at)}"
+    return "Not required"
+
+
+def resolved_text(incident: Incident) -> str:
+    assert incident.resolved_at is not None
+    users = f"{incident.users_affected:,}" if incident.users_affected is not None else "unknown"
+    return "\n".join(
+        [
+            f"✅ INCIDENT RESOLVED {severity_label(incident.severity)}: {incident.service}",
+            f"Root cause: {incident.root_cause}",
+            f"Duration: {fmt_duration(incident.declared_at, incident.resolved_at)}",
+            f"Users affected: {users}",
+            f"Post-mortem: {postmortem_line(incident)}",
+            f"Incident: {incident.ref}",
+        ]
+    )
+
+
+def resolved_blocks(incident: Incident) -> list[Block]:
+    lines = resolved_text(incident).split("\n")
+    return [
+        _section(f"*{lines[0]}*\n" + "\n".join(lines[1:-1])),
+        _context(f"{incident.ref} · {incident.description}"),
+    ]
+
+
+def resolved_summary(incident: Incident) -> str:
+    """The one-line Phase 4 announcement, used in the card's thread."""
+    return f"✅ [{severity_label(incident.severity)}] Incident resolved: {incident.service} — {incident.root_cause}"
+
+
+def page_text(incident: Incident) -> str:
+    return (
+        f"🚨 You are on call for `{incident.service}`: {incident.ref} [{severity_label(incident.severity)}] "
+        f"{incident.description}. Acknowledge with `/incident ack {incident.id}` or the button on the card."
+    )
+
+
+# --- ephemeral read-outs ----------------------------------------------------------------------------------------
+
+
+def incident_list_text(incidents: Sequence[Incident], now: datetime) -> str:
+    if not incidents:
+        return "No open incidents. :tada:"
+    lines = [f"*Open incidents ({len(incidents)}):*"]
+    for incident in incidents:
+        age = fmt_duration(incident.declared_at, now)
+        acked = "acknowledged" if incident.acknowledged_at else "*not acknowledged*"
+        lines.append(
+            f"• *{incident.ref}* {severity_label(incident.severity)} `{incident.service}` — "
+            f"{incident.status_enum.label}, {acked} — {incident.description} "
+            f"(open {age}, on-call {mention(incident.oncall)})"
+        )
+    return "\n".join(lines)
+
+
+def incident_detail_text(incident: Incident, events: Iterable[TimelineEvent]) -> str:
+    lines = [
+        f"*{incident.ref}* [{severity_label(incident.severity)}] `{incident.service}` — {incident.description}",
+        f"Status: {incident.status_enum.label}",
+        f"Impact: {incident.impact or 'Being assessed'}",
+        f"On-call: {mention(incident.oncall)} · Commander: {mention(incident.commander)} · "
+        f"Reporter: {mention(incident.reporter)}",
+        f"Declared: {fmt_time(incident.declared_at)}",
+    ]
+    if incident.acknowledged_at:
+        lines.append(
+            f"Acknowledged: {fmt_time(incident.acknowledged_at)} by {mention(incident.acknowledged_by)}"
+        )
+    if incident.mitigated_at:
+        lines.append(f"Mitigated: {fmt_time(incident.mitigated_at)}")
+    if incident.latest_findings:
+        lines.append(f"Latest findings: {incident.latest_findings} (ETA {incident.eta or 'unknown'})")
+    if incident.resolved_at:
+        users = f"{incident.users_affected:,}" if incident.users_affected is not None else "unknown"
+        lines += [
+            f"Resolved: {fmt_time(incident.resolved_at)} by {mention(incident.resolved_by)} "
+            f"after {fmt_duration(incident.declared_at, incident.resolved_at)}",
+            f"Root cause: {incident.root_cause}",
+            f"Users affected: {users}",
+            f"Post-mortem: {postmortem_line(incident)}",
+        ]
+    lines.append("*Timeline*")
+    lines += [f"• {event.at:%Y-%m-%d %H:%M:%S} — {mention(event.actor)}: {event.text}" for event in events]
+    return "\n".join(lines)
+
+
+# --- modals ---------------------------------------------------------------------------------------------------
+
+
+def _input(
+    block_id: str, label: str, element: Block, *, optional: bool = False, hint: str | None = None
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _plain(hint)
+    return block
+
+
+def declare_modal(services: Iterable[str], *, channel_id: str | None) -> Block:
+    service_options = [_option(name, name) for name in sorted(services)]
+    severity_options = [_option(severity_label(s), severity_label(s)) for s in (1, 2, 3, 4)]
+    return {
+        "type": "modal",
+        "callback_id": DECLARE_VIEW,
+        "title": _plain("Declare an incident"),
+        "submit": _plain("Declare"),
+        "close": _plain("Cancel"),
+        "private_metadata": json.dumps({"channel_id": channel_id}),
+        "blocks": [
+            _input(
+                "service",
+                "Service",
+                {"type": "static_select", "action_id": "value", "options": service_options},
+            ),
+            _input(
+                "severity",
+                "Severity",
+                {"type": "static_select", "action_id": "value", "options": severity_options},
+                hint="P1 outage · P2 major degradation · P3 minor, workaround exists · P4 cosmetic",
+            ),
+            _input(
+                "description",
+                "What is broken?",
+                {"type": "plain_text_input", "action_id": "value", "max_length": 500},
+            ),
+            _input(
+                "impact",
+                "User impact",
+                {"type": "plain_text_input", "action_id": "value", "max_length": 500},
+                optional=True,
+            ),
+        ],
+    }
+
+
+def resolve_modal(incident: Incident, *, channel_id: str | None) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": RESOLVE_VIEW,
+        "title": _plain(f"Resolve {incident.ref}"),
+        "submit": _plain("Resolve"),
+        "close": _plain("Cancel"),
+        "private_metadata": json.dumps({"incident_id": incident.id, "channel_id": channel_id}),
+        "blocks": [
+            _section(
+                f"*{incident.ref}* [{severity_label(incident.severity)}] `{incident.service}` — {incident.description}"
+            ),
+            _input(
+                "root_cause",
+                "Root cause (one sentence)",
+                {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 1000},
+            ),
+            _input(
+                "users_affected",
+                "Users affected (estimate)",
+                {"type": "number_input", "action_id": "value", "is_decimal_allowed": False, "min_value": "0"},
+                optional=True,
+            ),
+        ],
+    }

@@ -1,0 +1,23 @@
+"""The assembled parts of a running TARS, handed to listeners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.flows import IncidentFlows
+
+
+@dataclass
+class Tars:
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Clock
+    client: WebClient
+    flows: IncidentFlows

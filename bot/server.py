@@ -1,0 +1,63 @@
+"""HTTP front door: `/slack/events` for Bolt, `/healthz` for the orchestrator, served by waitress."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from bot.db import database_reachable
+
+log = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class TarsWsgi:
+    def __init__(self, engine: Engine, slack_handler: WsgiApp | None) -> None:
+        self.engine = engine
+        self.slack_handler = slack_handler
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            healthy = database_reachable(self.engine)
+            body = json.dumps({"status": "ok" if healthy else "unavailable", "database": healthy}).encode()
+            status = "200 OK" if healthy else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if self.slack_handler is not None:
+            return self.slack_handler(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"Not Found"]
+
+
+class HttpServer:
+    """waitress in a background thread, so tests and the sandbox can start and stop it."""
+
+    def __init__(self, app: WsgiApp, *, host: str = "0.0.0.0", port: int = 3000, threads: int = 8) -> None:
+        from waitress.server import create_server
+
+        self._server = create_server(app, host=host, port=port, threads=threads, ident="tars")
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)  # type: ignore[union-attr]
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self._server.run, name="tars-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

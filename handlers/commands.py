@@ -1,0 +1,83 @@
+"""`/incident ...`: parse, ack, hand over to the flows, reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import rendering
+from bot.commands import (
+    Acknowledge,
+    Declare,
+    Help,
+    ListOpen,
+    OpenDeclareModal,
+    PostUpdate,
+    Resolve,
+    SetSeverity,
+    SetStatus,
+    Show,
+    help_text,
+    parse_command,
+)
+from bot.errors import UsageError
+from bot.runtime import Tars
+from handlers.errors import guarded
+
+
+def register(app: App, tars: Tars) -> None:
+    @app.command("/incident")
+    @guarded
+    def incident_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        try:
+            parsed = parse_command(command.get("text", ""), tars.config.services)
+        except UsageError as error:
+            ack(text=error.message, response_type="ephemeral")
+            return
+        if isinstance(parsed, Help):
+            ack(text=help_text(), response_type="ephemeral")
+            return
+        ack()
+        actor = command["user_id"]
+        channel = command.get("channel_id")
+        flows = tars.flows
+        match parsed:
+            case OpenDeclareModal():
+                client.views_open(
+                    trigger_id=command["trigger_id"],
+                    view=rendering.declare_modal(tars.config.services, channel_id=channel),
+                )
+            case Declare():
+                incident = flows.declare(parsed, actor=actor, origin_channel=channel)
+                respond(
+                    text=f"Declared *{incident.ref}* and paged {rendering.mention(incident.oncall)}; "
+                    f"the card is in <#{incident.channel_id}>.",
+                    response_type="ephemeral",
+                )
+            case Acknowledge(incident_id):
+                change = flows.acknowledge(incident_id, actor=actor)
+                respond(text=f"You acknowledged {change.incident.ref}.", response_type="ephemeral")
+            case SetStatus(incident_id, status):
+                change = flows.set_status(incident_id, status, actor=actor)
+                respond(text=f"{change.incident.ref}: {change.event.text}.", response_type="ephemeral")
+            case SetSeverity(incident_id, severity):
+                change = flows.set_severity(incident_id, severity, actor=actor)
+                respond(text=f"{change.incident.ref}: {change.event.text}.", response_type="ephemeral")
+            case PostUpdate(incident_id, findings, eta):
+                change = flows.post_update(incident_id, findings=findings, eta=eta, actor=actor)
+                respond(text=f"Posted the update for {change.incident.ref}.", response_type="ephemeral")
+            case Resolve(incident_id, root_cause, users_affected):
+                change = flows.resolve(
+                    incident_id, root_cause=root_cause, users_affected=users_affected, actor=actor
+                )
+                respond(text=f"Resolved {change.incident.ref}.", response_type="ephemeral")
+            case ListOpen():
+                respond(
+                    text=rendering.incident_list_text(flows.open_incidents(), tars.clock.now()),
+                    response_type="ephemeral",
+                )
+            case Show(incident_id):
+                incident, events = flows.incident_with_timeline(incident_id)
+                respond(text=rendering.incident_detail_text(incident, events), response_type="ephemeral")

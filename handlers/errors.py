@@ -1,0 +1,88 @@
+"""The one place where errors become replies: domain errors verbatim, anything else as a short apology.
+
+Listeners are wrapped by `guarded` rather than relying only on Bolt's `app.error`: when a listener raises just
+after `ack()`, Bolt (1.x, process_before_response=False) can discard the ack it has not yet sent and answer Slack
+with 404. Catching inside the listener keeps the ack and still gives the user a specific reply.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.errors import DomainError
+from handlers.replies import reply_privately
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[..., None]
+
+# Arguments Bolt can inject that a guarded listener may ask for.
+_INJECTABLE = {"ack", "body", "respond", "client", "action", "command", "view", "context"}
+
+
+def friendly_message(error: Exception) -> str:
+    if isinstance(error, DomainError):
+        return error.message
+    if isinstance(error, StaleDataError):
+        return (
+            "Someone changed this incident at the same moment; nothing of yours was saved. Please try again."
+        )
+    return (
+        f"TARS hit an unexpected error ({type(error).__name__}). It has been logged; "
+        "check `/incident show <incident>` to see what was saved."
+    )
+
+
+def handle_error(error: Exception, body: dict[str, Any], respond: Respond | None, client: WebClient) -> None:
+    if not isinstance(error, DomainError | StaleDataError):
+        log.error("unhandled error in a Slack listener", exc_info=error)
+    try:
+        reply_privately(body, respond, client, friendly_message(error))
+    except Exception:  # the reply itself failed; the log is all that is left
+        log.exception("could not tell the user about %r", error)
+
+
+def guarded(listener: Listener) -> Listener:
+    """Run `listener` with the arguments it names; turn anything it raises into a private reply."""
+    wanted = inspect.getfullargspec(listener).args
+    unknown = set(wanted) - _INJECTABLE
+    if unknown:
+        raise TypeError(f"{listener.__name__} asks for {sorted(unknown)}, which guarded() does not pass")
+
+    def run(
+        ack: Ack,
+        body: dict[str, Any],
+        respond: Respond | None,
+        client: WebClient,
+        action: dict[str, Any] | None,
+        command: dict[str, Any] | None,
+        view: dict[str, Any] | None,
+        context: Any,
+    ) -> None:
+        given = {
+            "ack": ack,
+            "body": body,
+            "respond": respond,
+            "client": client,
+            "action": action,
+            "command": command,
+            "view": view,
+            "context": context,
+        }
+        try:
+            listener(**{name: given[name] for name in wanted})
+        except Exception as error:
+            if ack.response is None:
+                ack()
+            handle_error(error, body, respond, client)
+
+    run.__name__ = listener.__name__
+    run.__qualname__ = listener.__qualname__
+    return run

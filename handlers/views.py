@@ -1,0 +1,66 @@
+"""Modal submissions: field errors go back in the ack so the form stays open; the work happens after."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import rendering
+from bot.commands import Declare, parse_severity, parse_users_affected
+from bot.errors import UsageError
+from bot.runtime import Tars
+from handlers.errors import guarded
+from handlers.replies import origin_channel
+
+
+def _value(view: dict[str, Any], block_id: str) -> str | None:
+    element = view["state"]["values"].get(block_id, {}).get("value", {})
+    if element.get("selected_option"):
+        return str(element["selected_option"]["value"])
+    value = element.get("value")
+    return str(value) if value is not None else None
+
+
+def register(app: App, tars: Tars) -> None:
+    @app.view(rendering.DECLARE_VIEW)
+    @guarded
+    def declare_submitted(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
+        errors: dict[str, str] = {}
+        service = (_value(view, "service") or "").strip()
+        if service not in tars.config.services:
+            errors["service"] = "Pick a service from the list."
+        severity = 0
+        try:
+            severity = parse_severity(_value(view, "severity") or "", rendering.DECLARE_VIEW)
+        except UsageError:
+            errors["severity"] = "Pick a severity, P1 to P4."
+        description = (_value(view, "description") or "").strip()
+        if not description:
+            errors["description"] = "Say what is broken."
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        command = Declare(service, severity, description, (_value(view, "impact") or "").strip() or None)
+        tars.flows.declare(command, actor=body["user"]["id"], origin_channel=origin_channel(body))
+
+    @app.view(rendering.RESOLVE_VIEW)
+    @guarded
+    def resolve_submitted(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
+        errors: dict[str, str] = {}
+        root_cause = (_value(view, "root_cause") or "").strip()
+        if not root_cause:
+            errors["root_cause"] = "The root cause is required, in one sentence."
+        users: int | None = None
+        try:
+            users = parse_users_affected(_value(view, "users_affected"), "a whole number")
+        except UsageError:
+            errors["users_affected"] = "A whole number of users, or leave it empty."
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        incident_id = int(json.loads(view["private_metadata"])["incident_id"])
+        tars.flows.resolve(incident_id, root_cause=root_cause, users_affected=users, actor=body["user"]["id"])

@@ -1,0 +1,164 @@
+"""Test helpers: a running TARS on loopback and a person-shaped way to talk to it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from bot.app import TarsApp, create_app
+from bot.clock import FrozenClock
+from bot.config import Config, ServiceConfig
+from bot.emulator import Message, RecordedCall, SignedSlackClient, SlackEmulator
+from bot.emulator.slack_client import SlackHttpResponse
+from bot.models import Incident, TimelineEvent
+from bot.server import HttpServer
+
+SIGNING_SECRET = "test-signing-secret"
+CHANNEL = "C0INCIDENTS"
+SERVICES = {
+    "payments": ServiceConfig(oncall="U0PAYONCALL", description="Card payments"),
+    "checkout": ServiceConfig(oncall="U0CHKONCALL"),
+}
+
+
+@dataclass
+class RunningTars:
+    app: TarsApp
+    server: HttpServer
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+
+def test_config(slack: SlackEmulator, engine: Engine, **overrides: Any) -> Config:
+    values: dict[str, Any] = {
+        "database_url": str(engine.url),
+        "slack_bot_token": "xoxb-test-token",
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.base_url,
+        "incidents_channel": CHANNEL,
+        "services": SERVICES,
+    }
+    values.update(overrides)
+    return Config(**values)
+
+
+test_config.__test__ = False  # type: ignore[attr-defined]  # not a test, despite the name
+
+
+@contextmanager
+def start_tars(
+    slack: SlackEmulator, engine: Engine, clock: FrozenClock, **overrides: Any
+) -> Iterator[RunningTars]:
+    app = create_app(test_config(slack, engine, **overrides), clock=clock, engine=engine)
+    server = HttpServer(app.wsgi, host="127.0.0.1", port=0).start()
+    try:
+        yield RunningTars(app, server)
+    finally:
+        server.stop()
+
+
+class Workspace:
+    """What a person in the workspace can do and see, plus the stored rows to check against."""
+
+    def __init__(
+        self, running: RunningTars, slack: SlackEmulator, engine: Engine, clock: FrozenClock
+    ) -> None:
+        self.running = running
+        self.slack = slack
+        self.engine = engine
+        self.clock = clock
+        self.client = SignedSlackClient(running.url + "/slack/events", SIGNING_SECRET, slack)
+
+    # --- acting -----------------------------------------------------------------------------------------------
+
+    def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL) -> SlackHttpResponse:
+        response = self.client.slash_command(text, user_id=user, channel_id=channel)
+        assert response.status == 200, response
+        return response
+
+    def declare(
+        self, text: str = "payments P1 Card payments failing with 502", *, user: str = "U0ALICE"
+    ) -> Incident:
+        before = self.incident_count()
+        self.command(f"declare {text}", user=user)
+        self.wait_until(lambda: self.incident_count() > before and self.latest_incident().card_ts is not None)
+        incident = self.latest_incident()
+        self.wait_until(lambda: any(e.kind == "paged" for e in self.timeline(incident.id)))
+        return incident
+
+    def click(self, incident_id: int, action_id: str, *, user: str = "U0BOB") -> SlackHttpResponse:
+        incident = self.incident(incident_id)
+        assert incident.card_ts is not None
+        response = self.client.click_button(
+            user_id=user,
+            channel_id=CHANNEL,
+            message_ts=incident.card_ts,
+            action_id=action_id,
+            value=str(incident_id),
+        )
+        assert response.status == 200, response
+        return response
+
+    # --- seeing -----------------------------------------------------------------------------------------------
+
+    def card(self, incident_id: int) -> Message:
+        incident = self.incident(incident_id)
+        assert incident.card_ts is not None
+        return self.slack.message(CHANNEL, incident.card_ts)
+
+    def ephemeral_to(self, user: str, contains: str, timeout: float = 5.0) -> RecordedCall:
+        return self.slack.wait_for(
+            "response_url",
+            lambda call: call.args.get("user") == user and contains in str(call.args.get("text", "")),
+            timeout=timeout,
+        )
+
+    def channel_texts(self) -> list[str]:
+        return [m.text for m in self.slack.channel_messages(CHANNEL)]
+
+    # --- stored state -----------------------------------------------------------------------------------------
+
+    def incident_count(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(Incident)) or 0)
+
+    def event_count(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(TimelineEvent)) or 0)
+
+    def latest_incident(self) -> Incident:
+        with Session(self.engine) as session:
+            incident = session.scalars(select(Incident).order_by(Incident.id.desc()).limit(1)).first()
+            assert incident is not None, "no incident stored"
+            return incident
+
+    def incident(self, incident_id: int) -> Incident:
+        with Session(self.engine) as session:
+            incident = session.get(Incident, incident_id)
+            assert incident is not None
+            return incident
+
+    def timeline(self, incident_id: int) -> list[TimelineEvent]:
+        with Session(self.engine) as session:
+            statement = (
+                select(TimelineEvent)
+                .where(TimelineEvent.incident_id == incident_id)
+                .order_by(TimelineEvent.id)
+            )
+            return list(session.scalars(statement))
+
+    def wait_until(self, condition: Any, timeout: float = 5.0, message: str = "condition not met") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.02)
+        raise AssertionError(message)

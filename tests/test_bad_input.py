@@ -1,0 +1,114 @@
+"""Bad input gets a specific ephemeral reply and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import CHANNEL, Workspace
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("frobnicate 1", "Unknown sub-command `frobnicate`"),
+        ("declare payments", "Missing the severity"),
+        ("declare payments P9 it broke", "`P9` is not a severity"),
+        ("declare billing P1 it broke", "Unknown service `billing`. Known services: `checkout`, `payments`."),
+        ("status 1 fixed", "`fixed` is not a status"),
+        ("resolve 1", "Missing the root cause"),
+    ],
+)
+def test_malformed_commands_are_answered_in_the_ack(workspace: Workspace, text: str, expected: str) -> None:
+    response = workspace.command(text)
+    body = response.json()
+    assert body["response_type"] == "ephemeral"
+    assert expected in body["text"]
+    assert "Usage: `/incident" in body["text"] or "/incident declare" in body["text"]
+    assert workspace.incident_count() == 0
+    assert workspace.slack.calls_to("chat.postMessage") == []
+
+
+def test_unknown_incident(workspace: Workspace) -> None:
+    workspace.command("ack INC-77")
+    workspace.ephemeral_to("U0ALICE", "There is no incident INC-77.")
+    assert workspace.event_count() == 0
+
+
+def test_changing_a_resolved_incident_is_refused_and_nothing_changes(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    workspace.command(f"resolve {incident.id} Bad deploy")
+    workspace.wait_until(lambda: workspace.incident(incident.id).status == "resolved")
+    events_before = workspace.event_count()
+    posts_before = len(workspace.slack.calls_to("chat.postMessage"))
+
+    for text in (
+        f"update {incident.id} more findings",
+        f"ack {incident.id}",
+        f"status {incident.id} mitigating",
+    ):
+        workspace.command(text, user="U0BOB")
+        workspace.ephemeral_to("U0BOB", "INC-1 was resolved at 2026-11-22 09:00 UTC")
+    workspace.command(f"resolve {incident.id} again", user="U0BOB")
+    workspace.ephemeral_to("U0BOB", "you cannot resolve a resolved incident")
+
+    assert workspace.event_count() == events_before
+    assert len(workspace.slack.calls_to("chat.postMessage")) == posts_before
+    assert workspace.incident(incident.id).root_cause == "Bad deploy"
+
+
+def test_repeated_changes_are_refused(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    workspace.command(f"ack {incident.id}", user="U0PAYONCALL")
+    workspace.wait_until(lambda: workspace.incident(incident.id).acknowledged_by == "U0PAYONCALL")
+    events_before = workspace.event_count()
+
+    workspace.command(f"ack {incident.id}", user="U0BOB")
+    workspace.ephemeral_to("U0BOB", "INC-1 was already acknowledged by <@U0PAYONCALL>")
+    workspace.command(f"status {incident.id} investigating", user="U0BOB")
+    workspace.ephemeral_to("U0BOB", "INC-1 is already Investigating.")
+    workspace.command(f"severity {incident.id} P1", user="U0BOB")
+    workspace.ephemeral_to("U0BOB", "INC-1 is already P1.")
+    assert workspace.event_count() == events_before
+    assert workspace.incident(incident.id).acknowledged_by == "U0PAYONCALL"
+
+
+def test_a_stale_card_button_after_resolution_is_refused(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    card_ts = workspace.incident(incident.id).card_ts
+    assert card_ts is not None
+    workspace.command(f"resolve {incident.id} Bad deploy")
+    workspace.wait_until(lambda: workspace.incident(incident.id).status == "resolved")
+    # Someone with the old card still on screen clicks a button that is gone now.
+    payload_response = workspace.client.post(
+        *_stale_click(workspace, card_ts, incident.id),
+    )
+    assert payload_response.status == 200
+    workspace.slack.wait_for("response_url", lambda c: "INC-1 was resolved" in c.args.get("text", ""))
+
+
+def _stale_click(workspace: Workspace, card_ts: str, incident_id: int) -> tuple[bytes, str]:
+    import json
+    from urllib.parse import urlencode
+
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0BOB", "username": "bob", "name": "bob", "team_id": "T0TARS"},
+        "api_app_id": "A0TARS",
+        "token": "legacy",
+        "container": {"type": "message", "message_ts": card_ts, "channel_id": CHANNEL, "is_ephemeral": False},
+        "trigger_id": workspace.slack.new_trigger_id("U0BOB"),
+        "team": {"id": "T0TARS", "domain": "tars-sandbox"},
+        "channel": {"id": CHANNEL, "name": "incidents"},
+        "response_url": workspace.slack.new_response_url(CHANNEL, "U0BOB"),
+        "actions": [
+            {
+                "type": "button",
+                "action_id": "incident_status_mitigating",
+                "block_id": f"incident_card_{incident_id}",
+                "value": str(incident_id),
+                "text": {"type": "plain_text", "text": "Mitigating"},
+                "action_ts": "1.0",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
