@@ -6,6 +6,7 @@ Uses slack_sdk's WebClient only (never Bolt request objects), so flows and later
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_sdk import WebClient
 
@@ -28,7 +29,8 @@ class Announcer:
         )
         return str(response["ts"])
 
-    def refresh_card(self, incident: Incident, note: str | None = None) -> None:
+    def refresh_card(self, incident: Incident) -> None:
+        """Re-render the card from the incident as it is now (not as it was when the change was queued)."""
         if not incident.channel_id or not incident.card_ts:
             log.warning("%s has no card to refresh", incident.ref)
             return
@@ -38,29 +40,16 @@ class Announcer:
             text=rendering.card_text(incident),
             blocks=rendering.card_blocks(incident),
         )
-        if note:
-            self.thread_note(incident, note)
 
     def thread_note(self, incident: Incident, note: str) -> None:
         if incident.channel_id and incident.card_ts:
             self.client.chat_postMessage(channel=incident.channel_id, thread_ts=incident.card_ts, text=note)
 
-    def post_update(self, incident: Incident) -> str:
-        response = self.client.chat_postMessage(
-            channel=incident.channel_id or "",
-            text=rendering.update_text(incident),
-            blocks=rendering.update_blocks(incident),
-        )
+    def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+        response = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
         return str(response["ts"])
 
-    def post_resolved(self, incident: Incident) -> str:
-        response = self.client.chat_postMessage(
-            channel=incident.channel_id or "",
-            text=rendering.resolved_text(incident),
-            blocks=rendering.resolved_blocks(incident),
-        )
-        return str(response["ts"])
-
-    def page_by_dm(self, incident: Incident, user_id: str) -> None:
+    def direct_message(self, user_id: str, text: str) -> str:
         opened = self.client.conversations_open(users=user_id)
-        self.client.chat_postMessage(channel=opened["channel"]["id"], text=rendering.page_text(incident))
+        response = self.client.chat_postMessage(channel=opened["channel"]["id"], text=text)
+        return str(response["ts"])

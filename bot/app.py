@@ -17,8 +17,12 @@ from bot.config import Config, ConfigError
 from bot.db import make_engine, make_session_factory
 from bot.flows import IncidentFlows
 from bot.incidents import IncidentService
+from bot.outbox import Deliverer, Outbox
+from bot.reminders import Pager, Planner, ReminderHandlers
 from bot.runtime import Tars
+from bot.scheduler import Scheduler
 from bot.server import TarsWsgi
+from integrations.pagerduty import PagerDutyEvents
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,27 @@ def build_tars(config: Config, *, clock: Clock | None = None, engine: Engine | N
     sessions = make_session_factory(engine)
     clock = clock or SystemClock()
     client = make_slack_client(config)
-    service = IncidentService(clock, config.services)
-    flows = IncidentFlows(sessions, service, Announcer(client), incidents_channel=config.incidents_channel)
-    return Tars(config=config, engine=engine, sessions=sessions, clock=clock, client=client, flows=flows)
+    outbox = Outbox(clock)
+    planner = Planner(clock, config.policy, config.services, outbox)
+    pager = Pager(outbox, config.services)
+    deliverer = Deliverer(sessions, Announcer(client), PagerDutyEvents(config.pagerduty.events_url), clock)
+    service = IncidentService(clock, config.services, config.policy, planner)
+    flows = IncidentFlows(
+        sessions, service, outbox, pager, deliverer, incidents_channel=config.incidents_channel
+    )
+    scheduler = Scheduler(
+        sessions, ReminderHandlers(planner, pager, outbox), deliverer, clock, tick=config.scheduler.tick
+    )
+    return Tars(
+        config=config,
+        engine=engine,
+        sessions=sessions,
+        clock=clock,
+        client=client,
+        flows=flows,
+        planner=planner,
+        scheduler=scheduler,
+    )
 
 
 @dataclass

@@ -40,6 +40,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         len(config.services),
     )
     server = HttpServer(tars_app.wsgi, port=config.port)
+    tars_app.tars.scheduler.start()
     if config.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

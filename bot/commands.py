@@ -19,7 +19,7 @@ USAGE = {
     "status": "/incident status <incident> <investigating|mitigating|monitoring>",
     "severity": "/incident severity <incident> <P1|P2|P3|P4>",
     "update": '/incident update <incident> <latest findings...> [eta="..."]',
-    "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>]",
+    "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>] [--force]",
     "list": "/incident list",
     "show": "/incident show <incident>",
     "help": "/incident help",
@@ -75,6 +75,7 @@ class Resolve:
     incident_id: int
     root_cause: str
     users_affected: int | None = None
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,12 +240,17 @@ def _parse_update(rest: str, _known: Iterable[str]) -> Command:
 def _parse_resolve(rest: str, _known: Iterable[str]) -> Command:
     usage = USAGE["resolve"]
     body, options = _take_options(rest, {"users"}, usage)
+    words = body.split()
+    force = "--force" in words
+    body = " ".join(word for word in words if word != "--force")
     parts = _split(body, 1)
     _require(parts, 1, "the incident", usage)
     incident_id = parse_ref(parts[0], usage)
     _require(parts, 2, "the root cause", usage)
     users = options.get("users")
-    return Resolve(incident_id, root_cause=parts[1], users_affected=parse_users_affected(users, usage))
+    return Resolve(
+        incident_id, root_cause=parts[1], users_affected=parse_users_affected(users, usage), force=force
+    )
 
 
 def parse_users_affected(value: str | None, usage: str) -> int | None:

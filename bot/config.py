@@ -9,22 +9,103 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+ESCALATION_TARGET = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+SEVERITY_KEYS = ("P1", "P2", "P3", "P4")
 
 
 class ConfigError(Exception):
     """Start-up configuration is unusable; the message names the key."""
+
+
+def _duration(value: Any) -> timedelta:
+    from bot.durations import parse_duration
+
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m, 1h or 2h30m")
+    return parse_duration(value)
+
+
+def _optional_duration(value: Any) -> timedelta | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none", "never")):
+        return None
+    return _duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+OptionalDuration = Annotated[timedelta | None, BeforeValidator(_optional_duration)]
+
+
+class PerSeverity(BaseModel):
+    """A duration per severity; `off` (or null) turns it off for that severity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    P1: OptionalDuration = None
+    P2: OptionalDuration = None
+    P3: OptionalDuration = None
+    P4: OptionalDuration = None
+
+    def for_severity(self, severity: int) -> timedelta | None:
+        return getattr(self, f"P{severity}")  # type: ignore[no-any-return]
+
+
+def _per_severity(defaults: dict[str, str | None]) -> Any:
+    """Missing severities keep their defaults, so `update_interval: {P1: 15m}` changes only P1."""
+
+    def merge(value: Any) -> Any:
+        if value is None:
+            return dict(defaults)
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping of P1..P4 to durations, e.g. {P1: 30m, P2: 1h}")
+        return {**defaults, **value}
+
+    return BeforeValidator(merge)
+
+
+class PolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    update_interval: Annotated[
+        PerSeverity, _per_severity({"P1": "30m", "P2": "1h", "P3": None, "P4": None})
+    ] = Field(default_factory=lambda: PerSeverity(P1=timedelta(minutes=30), P2=timedelta(hours=1)))
+    ack_deadline: Annotated[PerSeverity, _per_severity({"P1": "15m", "P2": "1h", "P3": "4h", "P4": None})] = (
+        Field(
+            default_factory=lambda: PerSeverity(
+                P1=timedelta(minutes=15), P2=timedelta(hours=1), P3=timedelta(hours=4)
+            )
+        )
+    )
+    max_escalations: int = Field(default=3, ge=0, le=20)
+    min_monitoring: Duration = timedelta(minutes=10)
+    postmortem_due: Duration = timedelta(hours=48)
+    customer_notification_min_users: int = Field(default=100, ge=0)
+
+
+class SchedulerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tick: Duration = timedelta(seconds=15)
+
+
+class PagerDutyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
 
 class ServiceConfig(BaseModel):
@@ -32,6 +113,15 @@ class ServiceConfig(BaseModel):
 
     oncall: str = Field(description="Slack user id paged when an incident is declared for this service")
     description: str = ""
+    escalation: str | None = None
+    pagerduty_routing_key: str | None = None
+
+    @field_validator("escalation")
+    @classmethod
+    def _escalation_target(cls, value: str | None) -> str | None:
+        if value is not None and not ESCALATION_TARGET.match(value):
+            raise ValueError(f"must be a Slack user id (U...) or user group id (S...), got {value!r}")
+        return value
 
     @field_validator("oncall")
     @classmethod
@@ -48,6 +138,9 @@ class FileConfig(BaseModel):
 
     incidents_channel: str | None = None
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
 
     @field_validator("incidents_channel")
     @classmethod
@@ -92,6 +185,9 @@ class Config:
     port: int = 3000
     incidents_channel: str | None = None
     services: dict[str, ServiceConfig] = field(default_factory=dict)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    pagerduty: PagerDutyConfig = field(default_factory=PagerDutyConfig)
     config_source: str = "built-in example catalog"
 
     @property
@@ -172,6 +268,9 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         port=env.port,
         incidents_channel=channel,
         services=dict(file_config.services),
+        policy=file_config.policy,
+        scheduler=file_config.scheduler,
+        pagerduty=file_config.pagerduty,
         config_source=source,
     )
 

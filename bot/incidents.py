@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock
-from bot.config import ServiceConfig
+from bot.config import PolicyConfig, ServiceConfig
+from bot.durations import format_duration
 from bot.errors import IllegalTransition, NotFound, UsageError
 from bot.models import OPEN_STATUSES, Incident, Status, TimelineEvent
+from bot.reminders import Planner
 
-POSTMORTEM_DELAY = timedelta(hours=48)
 SYSTEM_ACTOR = "tars"
 
 
@@ -33,9 +34,13 @@ class Change:
 
 
 class IncidentService:
-    def __init__(self, clock: Clock, services: Mapping[str, ServiceConfig]) -> None:
+    def __init__(
+        self, clock: Clock, services: Mapping[str, ServiceConfig], policy: PolicyConfig, planner: Planner
+    ) -> None:
         self.clock = clock
         self.services = services
+        self.policy = policy
+        self.planner = planner
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -150,6 +155,7 @@ class IncidentService:
             text=f"Acknowledged by <@{actor}>",
             data={"response_seconds": int((now - incident.declared_at).total_seconds())},
         )
+        self.planner.on_acknowledged(session, incident)
         return Change(incident, event)
 
     def set_status(self, session: Session, incident_id: int, status: Status, *, actor: str) -> Change:
@@ -192,6 +198,7 @@ class IncidentService:
             text=f"Severity P{old} → P{severity}",
             data={"old": old, "new": severity},
         )
+        self.planner.on_severity_changed(session, incident)
         return Change(incident, event)
 
     def record_update(
@@ -202,8 +209,10 @@ class IncidentService:
             raise UsageError("The update needs the latest findings, in one sentence.")
         incident = self._open_incident(session, incident_id, "post an update for")
         old_eta = incident.eta
+        now = self.clock.now()
         incident.latest_findings = findings
-        incident.findings_at = self.clock.now()
+        incident.findings_at = now
+        incident.last_update_at = now
         if eta is not None:
             incident.eta = eta.strip() or None
         event = self.record(
@@ -214,6 +223,7 @@ class IncidentService:
             text=f"Update: {findings}" + (f" (ETA {incident.eta})" if incident.eta else ""),
             data={"findings": findings, "eta": incident.eta, "old_eta": old_eta},
         )
+        self.planner.on_manual_update(session, incident)
         return Change(incident, event)
 
     def resolve(
@@ -224,6 +234,7 @@ class IncidentService:
         root_cause: str,
         users_affected: int | None,
         actor: str,
+        force: bool = False,
     ) -> Change:
         root_cause = root_cause.strip()
         if not root_cause:
@@ -233,6 +244,18 @@ class IncidentService:
         incident = self._open_incident(session, incident_id, "resolve")
         old = incident.status_enum
         now = self.clock.now()
+        guard = self._monitoring_guard(incident)
+        if guard and not force:
+            raise IllegalTransition(guard)
+        if guard:
+            self.record(
+                session,
+                incident,
+                actor=actor,
+                kind="resolve_guard_overridden",
+                text=f"Resolved with --force, overriding: {guard.split(';')[0]}",
+                data={"min_monitoring_seconds": int(self.policy.min_monitoring.total_seconds())},
+            )
         incident.status = Status.RESOLVED.value
         incident.resolved_at = now
         incident.resolved_by = actor
@@ -241,7 +264,7 @@ class IncidentService:
         incident.monitoring_since = None
         if incident.mitigated_at is None:
             incident.mitigated_at = now
-        incident.postmortem_due_at = now + POSTMORTEM_DELAY if incident.severity == 1 else None
+        incident.postmortem_due_at = now + self.policy.postmortem_due if incident.severity == 1 else None
         event = self.record(
             session,
             incident,
@@ -254,9 +277,31 @@ class IncidentService:
                 "users_affected": users_affected,
                 "duration_seconds": int((now - incident.declared_at).total_seconds()),
                 "postmortem_due_at": _iso(incident.postmortem_due_at),
+                "forced": bool(guard),
             },
         )
+        self.planner.on_resolved(session, incident)
         return Change(incident, event)
+
+    def _monitoring_guard(self, incident: Incident) -> str | None:
+        """Why resolving now breaks the runbook's "monitor for at least 10 minutes" rule, or None."""
+        minimum = self.policy.min_monitoring
+        needed = format_duration(minimum)
+        if incident.status_enum != Status.MONITORING or incident.monitoring_since is None:
+            return (
+                f"{incident.ref} is {incident.status_enum.label}, not Monitoring; the runbook asks for at least "
+                f"{needed} of monitoring before resolving. Move it with `/incident status {incident.id} monitoring`, "
+                f"or add `--force` to resolve now (recorded in the timeline)."
+            )
+        watched = self.clock.now() - incident.monitoring_since
+        if watched < minimum:
+            ready = incident.monitoring_since + minimum
+            return (
+                f"{incident.ref} has been Monitoring for {format_duration(watched) if watched.total_seconds() >= 1 else '0s'}; "
+                f"the runbook asks for at least {needed} before resolving (ready at {ready:%H:%M} UTC). "
+                f"Add `--force` to resolve now (recorded in the timeline)."
+            )
+        return None
 
     # --- helpers -------------------------------------------------------------------------------------------
 

@@ -214,10 +214,68 @@ def resolved_summary(incident: Incident) -> str:
     return f"✅ [{severity_label(incident.severity)}] Incident resolved: {incident.service} — {incident.root_cause}"
 
 
-def page_text(incident: Incident) -> str:
+def page_text(incident: Incident, *, escalation_level: int | None = None) -> str:
+    prefix = f"⏫ Escalation {escalation_level}, still not acknowledged. " if escalation_level else ""
     return (
-        f"🚨 You are on call for `{incident.service}`: {incident.ref} [{severity_label(incident.severity)}] "
+        f"{prefix}🚨 You are on call for `{incident.service}`: {incident.ref} [{severity_label(incident.severity)}] "
         f"{incident.description}. Acknowledge with `/incident ack {incident.id}` or the button on the card."
+    )
+
+
+def mention_target(target: str | None) -> str:
+    """A user (U…/W…) or a user group (S…) as Slack mentions them."""
+    if not target:
+        return ""
+    return f"<!subteam^{target}>" if target.startswith("S") else f"<@{target}>"
+
+
+def scheduled_update(
+    incident: Incident, *, nag_user: str | None, late_due: datetime | None
+) -> tuple[str, list[Block]]:
+    """The 📊 template on the cadence, asking for findings when none came since the last update."""
+    lines = update_text(incident).split("\n")
+    extra = []
+    if nag_user:
+        extra.append(
+            f"{mention(nag_user)} no new findings since the last update; "
+            f"please post them with `/incident update {incident.id} <findings>`."
+        )
+    if late_due:
+        extra.append(f"⏰ Late: this update was due at {fmt_time(late_due)}; TARS was not running then.")
+    text = "\n".join(lines[:-1] + extra + lines[-1:])
+    blocks = [_section(f"*{lines[0]}*\n" + "\n".join(lines[1:-1]))]
+    blocks += [_context(line) for line in extra]
+    blocks.append(_context(f"{incident.ref} · {incident.description}"))
+    return text, blocks
+
+
+def escalation_text(incident: Incident, level: int, max_level: int, target: str | None, now: datetime) -> str:
+    waited = fmt_duration(incident.declared_at, now)
+    who = " ".join(
+        filter(None, [mention_target(target), mention(incident.oncall) if incident.oncall else ""])
+    )
+    return (
+        f"⏫ ESCALATION {level}/{max_level} [{severity_label(incident.severity)}] {incident.service}: "
+        f"{incident.ref} has not been acknowledged {waited} after it was declared. "
+        f"{who} please respond: `/incident ack {incident.id}`."
+    )
+
+
+def customer_notification_text(incident: Incident) -> str:
+    users = f"{incident.users_affected:,}" if incident.users_affected is not None else "an unknown number of"
+    rule = "P1: always" if incident.severity == 1 else "P2 with more than 100 users affected"
+    owner = mention(incident.commander or incident.resolved_by)
+    return (
+        f"📣 Customer notification needed for {incident.ref} ({rule}): {users} users were affected. "
+        f"{owner} please notify affected customers."
+    )
+
+
+def postmortem_reminder_text(incident: Incident, owner: str | None, *, due_now: bool) -> str:
+    when = "is due now" if due_now else f"is due in 24 hours ({fmt_time(incident.postmortem_due_at)})"
+    return (
+        f"📝 {mention(owner)} the post-mortem for {incident.ref} [{severity_label(incident.severity)}] "
+        f"{incident.service} {when}: timeline, root cause, contributing factors, action items, what went well."
     )
 
 
@@ -347,6 +405,19 @@ def resolve_modal(incident: Incident, *, channel_id: str | None) -> Block:
                 "Users affected (estimate)",
                 {"type": "number_input", "action_id": "value", "is_decimal_allowed": False, "min_value": "0"},
                 optional=True,
+            ),
+            _input(
+                "force",
+                "Monitoring rule",
+                {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [
+                        _option("Resolve now even if it has not been Monitoring long enough", "force")
+                    ],
+                },
+                optional=True,
+                hint="The runbook asks for 10+ minutes in Monitoring first; an override is recorded in the timeline.",
             ),
         ],
     }

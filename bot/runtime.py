@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.config import Config
 from bot.flows import IncidentFlows
+from bot.reminders import Planner
+from bot.scheduler import Scheduler
 
 
 @dataclass
@@ -21,3 +23,5 @@ class Tars:
     clock: Clock
     client: WebClient
     flows: IncidentFlows
+    planner: Planner
+    scheduler: Scheduler

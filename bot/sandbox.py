@@ -70,12 +70,14 @@ class Sandbox:
         self.app = create_app(self.config)
         upgrade_database(self.app.tars.engine)
         self.server = HttpServer(self.app.wsgi, host="127.0.0.1", port=0).start()
+        self.app.tars.scheduler.start()
         self.client = SignedSlackClient(
             f"http://127.0.0.1:{self.server.port}/slack/events", self.signing_secret, self.emulator
         )
         self.emulator.subscribe(self._record)
 
     def stop(self) -> None:
+        self.app.tars.scheduler.stop()
         self.server.stop()
         self.emulator.stop()
 
@@ -290,8 +292,10 @@ class Sandbox:
         label = field["label"] + ("" if not field.get("optional") else " (optional)")
         if options:
             label += " [" + ", ".join(str(o["value"]) for o in options) + "]"
-        answer = self._ask(f"  {label}: ")
-        return (answer or "").strip() or None
+        answer = (self._ask(f"  {label}: ") or "").strip()
+        if field.get("type") in ("checkboxes", "multi_static_select"):
+            return [part.strip() for part in answer.split(",") if part.strip()]  # type: ignore[return-value]
+        return answer or None
 
     def _switch_user(self, who: str) -> None:
         aliases = {"you": YOU, "me": YOU, "teammate": TEAMMATE}

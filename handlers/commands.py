@@ -68,9 +68,9 @@ def register(app: App, tars: Tars) -> None:
             case PostUpdate(incident_id, findings, eta):
                 change = flows.post_update(incident_id, findings=findings, eta=eta, actor=actor)
                 respond(text=f"Posted the update for {change.incident.ref}.", response_type="ephemeral")
-            case Resolve(incident_id, root_cause, users_affected):
+            case Resolve(incident_id, root_cause, users_affected, force):
                 change = flows.resolve(
-                    incident_id, root_cause=root_cause, users_affected=users_affected, actor=actor
+                    incident_id, root_cause=root_cause, users_affected=users_affected, actor=actor, force=force
                 )
                 respond(text=f"Resolved {change.incident.ref}.", response_type="ephemeral")
             case ListOpen():

@@ -63,4 +63,11 @@ def register(app: App, tars: Tars) -> None:
             return
         ack()
         incident_id = int(json.loads(view["private_metadata"])["incident_id"])
-        tars.flows.resolve(incident_id, root_cause=root_cause, users_affected=users, actor=body["user"]["id"])
+        force_choice = view["state"]["values"].get("force", {}).get("value", {}).get("selected_options") or []
+        tars.flows.resolve(
+            incident_id,
+            root_cause=root_cause,
+            users_affected=users,
+            actor=body["user"]["id"],
+            force=any(option.get("value") == "force" for option in force_choice),
+        )

@@ -16,7 +16,7 @@ from bot.clock import FrozenClock
 from bot.config import Config, ServiceConfig
 from bot.emulator import Message, RecordedCall, SignedSlackClient, SlackEmulator
 from bot.emulator.slack_client import SlackHttpResponse
-from bot.models import Incident, TimelineEvent
+from bot.models import Incident, OutboxMessage, OutboxState, TimelineEvent
 from bot.server import HttpServer
 
 SIGNING_SECRET = "test-signing-secret"
@@ -92,7 +92,14 @@ class Workspace:
         self.wait_until(lambda: self.incident_count() > before and self.latest_incident().card_ts is not None)
         incident = self.latest_incident()
         self.wait_until(lambda: any(e.kind == "paged" for e in self.timeline(incident.id)))
+        self.settle()
         return incident
+
+    def set_status(self, incident_id: int, status: str, *, user: str = "U0ALICE") -> None:
+        """Change the status and wait until it is stored, so the clock can move on from there."""
+        self.command(f"status {incident_id} {status}", user=user)
+        self.wait_until(lambda: self.incident(incident_id).status == status)
+        self.settle()
 
     def click(self, incident_id: int, action_id: str, *, user: str = "U0BOB") -> SlackHttpResponse:
         incident = self.incident(incident_id)
@@ -139,6 +146,17 @@ class Workspace:
             incident = session.scalars(select(Incident).order_by(Incident.id.desc()).limit(1)).first()
             assert incident is not None, "no incident stored"
             return incident
+
+    def pending_announcements(self) -> int:
+        with Session(self.engine) as session:
+            statement = select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.state == OutboxState.PENDING.value
+            )
+            return int(session.scalar(statement) or 0)
+
+    def settle(self) -> None:
+        """Wait until every queued announcement has been delivered (or given up on)."""
+        self.wait_until(lambda: self.pending_announcements() == 0, message="announcements still pending")
 
     def incident(self, incident_id: int) -> Incident:
         with Session(self.engine) as session:

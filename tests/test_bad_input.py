@@ -36,8 +36,9 @@ def test_unknown_incident(workspace: Workspace) -> None:
 
 def test_changing_a_resolved_incident_is_refused_and_nothing_changes(workspace: Workspace) -> None:
     incident = workspace.declare()
-    workspace.command(f"resolve {incident.id} Bad deploy")
+    workspace.command(f"resolve {incident.id} Bad deploy --force")
     workspace.wait_until(lambda: workspace.incident(incident.id).status == "resolved")
+    workspace.settle()
     events_before = workspace.event_count()
     posts_before = len(workspace.slack.calls_to("chat.postMessage"))
 
@@ -76,7 +77,7 @@ def test_a_stale_card_button_after_resolution_is_refused(workspace: Workspace) -
     incident = workspace.declare()
     card_ts = workspace.incident(incident.id).card_ts
     assert card_ts is not None
-    workspace.command(f"resolve {incident.id} Bad deploy")
+    workspace.command(f"resolve {incident.id} Bad deploy --force")
     workspace.wait_until(lambda: workspace.incident(incident.id).status == "resolved")
     # Someone with the old card still on screen clicks a button that is gone now.
     payload_response = workspace.client.post(

@@ -152,7 +152,9 @@ def test_resolving_a_p1_posts_the_resolution_template_with_duration_and_postmort
     workspace: Workspace,
 ) -> None:
     incident = workspace.declare()
-    workspace.clock.advance(timedelta(hours=1, minutes=5))
+    workspace.clock.advance(timedelta(minutes=55))
+    workspace.set_status(incident.id, "monitoring")
+    workspace.clock.advance(timedelta(minutes=10))
     workspace.command(f"resolve {incident.id} Bad deploy of payments v2.3 exhausted the pool users=1200")
 
     post = workspace.slack.wait_for(
@@ -182,12 +184,15 @@ def test_resolving_a_p1_posts_the_resolution_template_with_duration_and_postmort
     assert stored.resolved_by == "U0ALICE"
     assert stored.users_affected == 1200
     assert stored.postmortem_due_at == workspace.clock.now() + timedelta(hours=48)
-    assert workspace.timeline(incident.id)[-1].data["duration_seconds"] == 3900
+    resolved = next(e for e in workspace.timeline(incident.id) if e.kind == "resolved")
+    assert resolved.data["duration_seconds"] == 3900
 
 
 def test_resolving_a_p2_needs_no_postmortem(workspace: Workspace) -> None:
     incident = workspace.declare("checkout P2 Checkout failing for 20% of users")
-    workspace.clock.advance(timedelta(minutes=42))
+    workspace.clock.advance(timedelta(minutes=30))
+    workspace.set_status(incident.id, "monitoring")
+    workspace.clock.advance(timedelta(minutes=12))
     workspace.command(f"resolve {incident.id} Feature flag misconfigured")
     post = workspace.slack.wait_for(
         "chat.postMessage", lambda c: c.args.get("text", "").startswith("✅ INCIDENT")
@@ -219,7 +224,11 @@ def test_resolve_button_opens_a_form_whose_submission_resolves(workspace: Worksp
     response = workspace.client.submit_view(
         user_id="U0BOB",
         view_id=view_id,
-        values={"root_cause": {"value": "Expired TLS certificate"}, "users_affected": {"value": "250"}},
+        values={
+            "root_cause": {"value": "Expired TLS certificate"},
+            "users_affected": {"value": "250"},
+            "force": {"value": ["force"]},
+        },
     )
     assert response.status == 200 and not response.body
     workspace.wait_until(lambda: workspace.incident(incident.id).status == "resolved")
@@ -273,7 +282,7 @@ def test_declare_without_arguments_opens_the_form_and_its_submission_declares(wo
 def test_list_and_show(workspace: Workspace) -> None:
     first = workspace.declare()
     second = workspace.declare("checkout P3 Slow address lookups")
-    workspace.command(f"resolve {second.id} Upstream latency")
+    workspace.command(f"resolve {second.id} Upstream latency --force")
     workspace.wait_until(lambda: workspace.incident(second.id).status == "resolved")
 
     workspace.command("list", user="U0BOB")

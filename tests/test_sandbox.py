@@ -20,6 +20,7 @@ buttons
 6
 Bad deploy of payments v2.3
 lots
+force
 1200
 /incident frobnicate
 quit

@@ -1,0 +1,285 @@
+"""When TARS speaks without being asked: update cadence, escalation, paging, post-resolution reminders.
+
+`Planner` decides what becomes due (rows in `reminders`), called from the incident rules inside the same
+transaction as the change. `ReminderHandlers` decides what to say when a reminder fires. Neither sends
+anything itself: both write to the outbox, which delivers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from bot import rendering
+from bot.clock import Clock
+from bot.config import PolicyConfig, ServiceConfig
+from bot.models import Incident, Reminder, ReminderState
+from bot.outbox import Outbox
+from integrations.pagerduty import SEVERITY_BY_PRIORITY, PageRequest
+
+
+class ReminderKind(StrEnum):
+    UPDATE = "update"
+    ESCALATION = "escalation"
+    POSTMORTEM = "postmortem"
+    CUSTOM = "custom"
+
+
+class Pager:
+    """Paging the on-call: a Slack DM always, PagerDuty too when the catalog gives a routing key."""
+
+    def __init__(self, outbox: Outbox, services: dict[str, ServiceConfig]) -> None:
+        self.outbox = outbox
+        self.services = services
+
+    def page(self, session: Session, incident: Incident, *, escalation_level: int | None = None) -> None:
+        service = self.services.get(incident.service)
+        recipients = [incident.oncall] if incident.oncall else []
+        if escalation_level and service and service.escalation and service.escalation[0] in "UW":
+            recipients.append(service.escalation)
+        text = rendering.page_text(incident, escalation_level=escalation_level)
+        for user in dict.fromkeys(recipients):
+            self.outbox.direct_message(
+                session,
+                incident,
+                user,
+                text,
+                record=["paged", f"Paged {rendering.mention(user)} by Slack DM"],
+            )
+        if service and service.pagerduty_routing_key:
+            self.outbox.pagerduty(
+                session,
+                incident,
+                PageRequest(
+                    routing_key=service.pagerduty_routing_key,
+                    summary=f"[P{incident.severity}] {incident.service}: {incident.description} ({incident.ref})",
+                    dedup_key=f"tars-{incident.ref}",
+                    severity=SEVERITY_BY_PRIORITY[incident.severity],
+                    custom_details={
+                        "incident": incident.ref,
+                        "service": incident.service,
+                        "status": incident.status,
+                        "escalation_level": escalation_level or 0,
+                    },
+                ),
+            )
+
+
+class Planner:
+    def __init__(
+        self, clock: Clock, policy: PolicyConfig, services: dict[str, ServiceConfig], outbox: Outbox
+    ) -> None:
+        self.clock = clock
+        self.policy = policy
+        self.services = services
+        self.outbox = outbox
+
+    # --- primitives -----------------------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        session: Session,
+        incident_id: int,
+        kind: ReminderKind,
+        due_at: datetime,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        session.add(
+            Reminder(
+                incident_id=incident_id,
+                kind=kind.value,
+                due_at=due_at,
+                payload=payload or {},
+                state=ReminderState.PENDING.value,
+                created_at=self.clock.now(),
+                late=False,
+            )
+        )
+
+    def cancel(self, session: Session, incident_id: int, *kinds: ReminderKind) -> None:
+        session.execute(
+            update(Reminder)
+            .where(
+                Reminder.incident_id == incident_id,
+                Reminder.kind.in_([k.value for k in kinds]),
+                Reminder.state == ReminderState.PENDING.value,
+            )
+            .values(state=ReminderState.CANCELLED.value, done_at=self.clock.now())
+        )
+
+    def remind_at(
+        self,
+        session: Session,
+        incident: Incident,
+        due_at: datetime,
+        text: str,
+        mentions: list[str] | None = None,
+    ) -> None:
+        """The generic facility: at `due_at`, post `text` in the incident's thread, mentioning `mentions`."""
+        self.schedule(
+            session, incident.id, ReminderKind.CUSTOM, due_at, {"text": text, "mentions": mentions or []}
+        )
+
+    # --- reactions to incident changes ----------------------------------------------------------------------
+
+    def on_declared(self, session: Session, incident: Incident) -> None:
+        self._plan_update(session, incident, since=incident.declared_at)
+        deadline = self.policy.ack_deadline.for_severity(incident.severity)
+        if deadline is not None and self.policy.max_escalations > 0:
+            self.schedule(
+                session, incident.id, ReminderKind.ESCALATION, incident.declared_at + deadline, {"level": 1}
+            )
+
+    def on_acknowledged(self, session: Session, incident: Incident) -> None:
+        self.cancel(session, incident.id, ReminderKind.ESCALATION)
+
+    def on_manual_update(self, session: Session, incident: Incident) -> None:
+        self.cancel(session, incident.id, ReminderKind.UPDATE)
+        self._plan_update(session, incident, since=self.clock.now())
+
+    def on_severity_changed(self, session: Session, incident: Incident) -> None:
+        self.cancel(session, incident.id, ReminderKind.UPDATE)
+        self._plan_update(session, incident, since=incident.last_update_at or incident.declared_at)
+        if incident.acknowledged_at is None:
+            self.cancel(session, incident.id, ReminderKind.ESCALATION)
+            deadline = self.policy.ack_deadline.for_severity(incident.severity)
+            level = incident.escalations + 1
+            if deadline is not None and level <= self.policy.max_escalations:
+                due = max(incident.declared_at + deadline * level, self.clock.now())
+                self.schedule(session, incident.id, ReminderKind.ESCALATION, due, {"level": level})
+
+    def on_resolved(self, session: Session, incident: Incident) -> None:
+        self.cancel(session, incident.id, ReminderKind.UPDATE, ReminderKind.ESCALATION)
+        if incident.postmortem_due_at is not None:
+            day_before = incident.postmortem_due_at - timedelta(hours=24)
+            if day_before > self.clock.now():
+                self.schedule(
+                    session, incident.id, ReminderKind.POSTMORTEM, day_before, {"stage": "day_before"}
+                )
+            self.schedule(
+                session, incident.id, ReminderKind.POSTMORTEM, incident.postmortem_due_at, {"stage": "due"}
+            )
+        if self.customer_notification_needed(incident):
+            self.outbox.channel_post(
+                session,
+                incident,
+                rendering.customer_notification_text(incident),
+                record=["customer_notification_reminder", "Reminded to notify affected customers"],
+            )
+
+    def customer_notification_needed(self, incident: Incident) -> bool:
+        if incident.severity == 1:
+            return True
+        users = incident.users_affected or 0
+        return incident.severity == 2 and users > self.policy.customer_notification_min_users
+
+    def _plan_update(self, session: Session, incident: Incident, *, since: datetime) -> None:
+        interval = self.policy.update_interval.for_severity(incident.severity)
+        if interval is None:
+            return
+        self.schedule(session, incident.id, ReminderKind.UPDATE, max(since + interval, self.clock.now()))
+
+
+class ReminderHandlers:
+    """What to say when a reminder fires; runs inside the scheduler's claiming transaction."""
+
+    def __init__(self, planner: Planner, pager: Pager, outbox: Outbox) -> None:
+        self.planner = planner
+        self.pager = pager
+        self.outbox = outbox
+        self.policy = planner.policy
+        self.services = planner.services
+
+    def fire(
+        self, session: Session, reminder: Reminder, incident: Incident, *, now: datetime, late: bool
+    ) -> None:
+        handler = {
+            ReminderKind.UPDATE.value: self._update,
+            ReminderKind.ESCALATION.value: self._escalate,
+            ReminderKind.POSTMORTEM.value: self._postmortem,
+            ReminderKind.CUSTOM.value: self._custom,
+        }.get(reminder.kind)
+        if handler is not None:
+            handler(session, reminder, incident, now, late)
+
+    def _update(
+        self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
+    ) -> None:
+        interval = self.policy.update_interval.for_severity(incident.severity)
+        if not incident.is_open or interval is None:
+            return
+        stale = incident.findings_at is None or (
+            incident.last_update_at is not None and incident.findings_at <= incident.last_update_at
+        )
+        nag = (incident.commander or incident.oncall) if stale else None
+        text, blocks = rendering.scheduled_update(
+            incident, nag_user=nag, late_due=reminder.due_at if late else None
+        )
+        label = (
+            "Scheduled 📊 update posted"
+            + (" (late)" if late else "")
+            + (", asked for findings" if stale else "")
+        )
+        self.outbox.channel_post(session, incident, text, blocks, record=["update_posted", label])
+        incident.last_update_at = now
+        # Keep the cadence on its grid, but never owe a backlog after downtime: one late post, then onwards.
+        next_due = reminder.due_at + interval
+        if next_due <= now:
+            next_due = now + interval
+        self.planner.schedule(session, incident.id, ReminderKind.UPDATE, next_due)
+
+    def _escalate(
+        self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
+    ) -> None:
+        if not incident.is_open or incident.acknowledged_at is not None:
+            return
+        level = int(reminder.payload.get("level", 1))
+        service = self.services.get(incident.service)
+        target = service.escalation if service else None
+        text = rendering.escalation_text(incident, level, self.policy.max_escalations, target, now)
+        self.outbox.channel_post(
+            session,
+            incident,
+            text,
+            record=[
+                "escalated",
+                f"Escalation {level}/{self.policy.max_escalations}: not acknowledged; paged again",
+            ],
+        )
+        self.pager.page(session, incident, escalation_level=level)
+        incident.escalations = level
+        deadline = self.policy.ack_deadline.for_severity(incident.severity)
+        if deadline is not None and level < self.policy.max_escalations:
+            self.planner.schedule(
+                session, incident.id, ReminderKind.ESCALATION, now + deadline, {"level": level + 1}
+            )
+
+    def _postmortem(
+        self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
+    ) -> None:
+        owner = incident.commander or incident.resolved_by or incident.oncall
+        text = rendering.postmortem_reminder_text(
+            incident, owner, due_now=reminder.payload.get("stage") == "due"
+        )
+        self.outbox.thread_note(session, incident, text)
+        if owner:
+            self.outbox.direct_message(
+                session,
+                incident,
+                owner,
+                text,
+                record=["postmortem_reminder", f"Reminded {rendering.mention(owner)} of the post-mortem"],
+            )
+
+    def _custom(
+        self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
+    ) -> None:
+        mentions = " ".join(rendering.mention(user) for user in reminder.payload.get("mentions", []))
+        text = f"⏰ {mentions} {reminder.payload.get('text', '')}".replace("  ", " ").strip()
+        if late:
+            text += f" (late: was due {rendering.fmt_time(reminder.due_at)})"
+        self.outbox.add(session, incident, "thread_note", {"text": text, "record": ["reminder", text]})

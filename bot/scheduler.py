@@ -1,0 +1,124 @@
+"""The tick: find reminders whose time has come, fire each exactly once, then deliver the outbox.
+
+The database is the schedule. Due rows (and their incidents) are claimed with `FOR UPDATE SKIP LOCKED`, so
+several replicas ticking together each take different rows, and a row whose incident is being changed by a
+person right now is simply picked up on the next tick. Firing happens in the claiming transaction: a crash
+before commit leaves the reminder pending for the next tick; after commit the announcement sits in the outbox.
+APScheduler only drives the periodic tick; there are no per-incident in-memory jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.clock import Clock
+from bot.db import transaction
+from bot.models import Incident, Reminder, ReminderState
+from bot.outbox import Deliverer
+from bot.reminders import ReminderHandlers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    fired: int
+    late: int
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        handlers: ReminderHandlers,
+        deliverer: Deliverer,
+        clock: Clock,
+        *,
+        tick: timedelta,
+        batch: int = 100,
+    ) -> None:
+        self.sessions = sessions
+        self.handlers = handlers
+        self.deliverer = deliverer
+        self.clock = clock
+        self.tick_interval = tick
+        self.batch = batch
+        # A reminder fired this much after its time was missed (TARS was down), and says so.
+        self.late_after = max(2 * tick, timedelta(seconds=60))
+        self._lock = threading.Lock()
+        self._background: object | None = None
+
+    def tick(self) -> TickResult:
+        fired = late = 0
+        with self._lock:
+            while True:
+                count, late_count = self._fire_batch()
+                fired += count
+                late += late_count
+                if count < self.batch:
+                    break
+        return TickResult(fired, late)
+
+    def run_once(self) -> TickResult:
+        result = self.tick()
+        self.deliverer.deliver()
+        return result
+
+    def _fire_batch(self) -> tuple[int, int]:
+        now = self.clock.now()
+        statement = (
+            select(Reminder, Incident)
+            .join(Incident, Incident.id == Reminder.incident_id)
+            .where(Reminder.state == ReminderState.PENDING.value, Reminder.due_at <= now)
+            .order_by(Reminder.due_at, Reminder.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
+        late_count = 0
+        with transaction(self.sessions) as session:
+            rows = session.execute(statement).all()
+            for reminder, incident in rows:
+                late = now - reminder.due_at > self.late_after
+                late_count += late
+                self.handlers.fire(session, reminder, incident, now=now, late=late)
+                reminder.state = ReminderState.DONE.value
+                reminder.done_at = now
+                reminder.late = late
+        return len(rows), late_count
+
+    # --- the background driver ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        background = BackgroundScheduler(timezone=UTC)
+        background.add_job(
+            self._run_safely,
+            "interval",
+            seconds=self.tick_interval.total_seconds(),
+            next_run_time=datetime.now(UTC),  # catch up at once with whatever became due while we were down
+            max_instances=1,
+            coalesce=True,
+            id="tars-tick",
+        )
+        background.start()
+        self._background = background
+
+    def stop(self) -> None:
+        if self._background is not None:
+            self._background.shutdown(wait=True)  # type: ignore[attr-defined]
+            self._background = None
+
+    def _run_safely(self) -> None:
+        try:
+            result = self.run_once()
+            if result.fired:
+                log.info("tick fired %d reminders (%d late)", result.fired, result.late)
+        except Exception:  # a bad tick must not stop the next one
+            log.exception("scheduler tick failed")

@@ -1,0 +1,41 @@
+"""What every integration shares: plans that describe a change before it is made, and results after.
+
+A plan is computed from a snapshot of the target, shown on the approval card, and executed only if the target
+still matches that snapshot; approvals are bound to the exact change they approved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class IntegrationError(Exception):
+    """The external system refused or failed; the message is shown to the channel verbatim enough to act on."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.details = details or {}
+
+
+class TargetChanged(IntegrationError):
+    """The target is no longer what the plan was made from (someone deployed or changed it); re-plan."""
+
+
+class NothingToDo(IntegrationError):
+    """The target already is in the requested state."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """The outcome of executing a plan (or of a dry run, which sends nothing)."""
+
+    ok: bool
+    summary: str  # one line for the channel, e.g. "payments: rolled back to revision 6 (image app:1.4.1)"
+    dry_run: bool = False
+    request: dict[str, Any] = field(default_factory=dict)  # what was (or would be) sent, for the timeline
+    details: dict[str, Any] = field(default_factory=dict)  # what changed, e.g. new revision / version
