@@ -70,7 +70,11 @@ def register(app: App, tars: Tars) -> None:
                 respond(text=f"Posted the update for {change.incident.ref}.", response_type="ephemeral")
             case Resolve(incident_id, root_cause, users_affected, force):
                 change = flows.resolve(
-                    incident_id, root_cause=root_cause, users_affected=users_affected, actor=actor, force=force
+                    incident_id,
+                    root_cause=root_cause,
+                    users_affected=users_affected,
+                    actor=actor,
+                    force=force,
                 )
                 respond(text=f"Resolved {change.incident.ref}.", response_type="ephemeral")
             case ListOpen():

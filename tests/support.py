@@ -149,8 +149,10 @@ class Workspace:
 
     def pending_announcements(self) -> int:
         with Session(self.engine) as session:
-            statement = select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.state == OutboxState.PENDING.value
+            statement = (
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.state == OutboxState.PENDING.value)
             )
             return int(session.scalar(statement) or 0)
 
