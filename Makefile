@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format migrate clean
+.PHONY: run test lint format migrate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## bench: print the benchmarks' numbers (needs Postgres on 127.0.0.1:5432)
+bench: $(STAMP)
+	$(BIN)/python bench/scheduler_tick.py
 
 migrate: $(STAMP)
 	$(BIN)/tars migrate

@@ -105,3 +105,60 @@ def upgrade_database(engine: Engine) -> None:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 connection.commit()
+
+
+BULK_ROWS = "tars_bulk_rows"
+
+
+class BulkRows:
+    """Rows gathered during a batch and written with one INSERT per table when the batch is done.
+
+    The scheduler fires a hundred reminders per transaction; building ORM objects for every outbox row and next
+    reminder would cost more than the SQL itself. Code that adds rows checks `buffer_for(session)` first.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[Any, list[dict[str, Any]]] = {}
+
+    def add(self, table: Any, row: dict[str, Any]) -> None:
+        self._rows.setdefault(table, []).append(row)
+
+    def write(self, session: Session) -> None:
+        from sqlalchemy import insert
+
+        connection = session.connection()
+        for table, rows in self._rows.items():
+            if connection.dialect.name == "postgresql":
+                _copy_rows(connection, table, rows)
+            else:
+                session.execute(insert(table), rows)
+        self._rows.clear()
+
+
+def _copy_rows(connection: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Postgres COPY: the cheapest way to write a batch, and it runs inside the same transaction."""
+    import json
+
+    columns = list(rows[0])
+    json_columns = {
+        name for name in columns if table.c[name].type.compile(dialect=connection.dialect) == "JSON"
+    }
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([json.dumps(row[name]) if name in json_columns else row[name] for name in columns])
+
+
+def buffer_for(session: Session) -> BulkRows | None:
+    return session.info.get(BULK_ROWS)
+
+
+@contextmanager
+def bulk_rows(session: Session) -> Iterator[BulkRows]:
+    buffer = BulkRows()
+    session.info[BULK_ROWS] = buffer
+    try:
+        yield buffer
+        buffer.write(session)
+    finally:
+        session.info.pop(BULK_ROWS, None)

@@ -127,6 +127,7 @@ class IncidentService:
                 "impact": incident.impact,
             },
         )
+        self.planner.on_declared(session, incident)
         return Change(incident, event)
 
     def attach_card(self, session: Session, incident_id: int, *, channel_id: str, ts: str) -> Incident:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.announcer import Announcer
 from bot.clock import Clock
-from bot.db import transaction
+from bot.db import buffer_for, transaction
 from bot.models import Incident, OutboxMessage, OutboxState, TimelineEvent
 from integrations.base import IntegrationError
 from integrations.pagerduty import PagerDutyEvents, PageRequest
@@ -63,18 +64,21 @@ class Outbox:
         lane: str = CHANNEL_LANE,
     ) -> None:
         now = self.clock.now()
-        session.add(
-            OutboxMessage(
-                incident_id=incident.id,
-                lane=lane,
-                kind=kind,
-                payload=payload,
-                state=OutboxState.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        row = {
+            "incident_id": incident.id,
+            "lane": lane,
+            "kind": kind,
+            "payload": payload,
+            "state": OutboxState.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        buffer = buffer_for(session)
+        if buffer is not None:
+            buffer.add(OutboxMessage.__table__, row)
+        else:
+            session.add(OutboxMessage(**row))
 
     def post_card(self, session: Session, incident: Incident, channel: str) -> None:
         self.add(session, incident, "card_post", {"channel": channel})
@@ -112,6 +116,12 @@ class Outbox:
             "custom_details": page.custom_details or {},
         }
         self.add(session, incident, "pagerduty", payload, lane=PAGE_LANE)
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    RETRY = "retry"
 
 
 class PermanentFailure(Exception):
@@ -157,18 +167,18 @@ class Deliverer:
 
     def deliver(self, max_messages: int = 1000) -> int:
         """Send what is due, oldest first, one message per lane at a time; returns how many were sent."""
-        sent = 0
+        sent = handled = 0
         with self._lock:
-            while sent < max_messages:
+            while handled < max_messages:
                 claimed = self._claim()
                 if not claimed:
                     break
-                progressed = False
-                for message_id in claimed:
-                    if self._deliver_one(message_id):
-                        sent += 1
-                        progressed = True
-                if not progressed:
+                # A lane moves on when its head is sent or given up on; a head waiting to retry blocks it.
+                outcomes = [self._deliver_one(message_id) for message_id in claimed]
+                sent += outcomes.count(Outcome.SENT)
+                finished = len(outcomes) - outcomes.count(Outcome.RETRY)
+                handled += finished
+                if finished == 0:
                     break
         return sent
 
@@ -213,22 +223,22 @@ class Deliverer:
 
     # --- sending --------------------------------------------------------------------------------------------
 
-    def _deliver_one(self, message_id: int) -> bool:
+    def _deliver_one(self, message_id: int) -> Outcome:
         with self.sessions() as session:
             message = session.get(OutboxMessage, message_id)
             incident = session.get(Incident, message.incident_id) if message else None
         if message is None or incident is None or message.locked_by != self.worker_id:
-            return False
+            return Outcome.RETRY  # someone else holds it now
         try:
             result = self._senders[message.kind](message, incident)
         except RetryLater as later:
             self._reschedule(message, later)
-            return False
+            return Outcome.RETRY
         except PermanentFailure as failure:
             self._fail(message, incident, str(failure))
-            return False
+            return Outcome.FAILED
         self._mark_sent(message, incident, result)
-        return True
+        return Outcome.SENT
 
     def _mark_sent(self, message: OutboxMessage, incident: Incident, result: dict[str, Any]) -> None:
         now = self.clock.now()

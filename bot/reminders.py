@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot import rendering
 from bot.clock import Clock
 from bot.config import PolicyConfig, ServiceConfig
+from bot.db import buffer_for
 from bot.models import Incident, Reminder, ReminderState
 from bot.outbox import Outbox
 from integrations.pagerduty import SEVERITY_BY_PRIORITY, PageRequest
@@ -88,17 +89,20 @@ class Planner:
         due_at: datetime,
         payload: dict[str, Any] | None = None,
     ) -> None:
-        session.add(
-            Reminder(
-                incident_id=incident_id,
-                kind=kind.value,
-                due_at=due_at,
-                payload=payload or {},
-                state=ReminderState.PENDING.value,
-                created_at=self.clock.now(),
-                late=False,
-            )
-        )
+        row = {
+            "incident_id": incident_id,
+            "kind": kind.value,
+            "due_at": due_at,
+            "payload": payload or {},
+            "state": ReminderState.PENDING.value,
+            "created_at": self.clock.now(),
+            "late": False,
+        }
+        buffer = buffer_for(session)
+        if buffer is not None:
+            buffer.add(Reminder.__table__, row)
+        else:
+            session.add(Reminder(**row))
 
     def cancel(self, session: Session, incident_id: int, *kinds: ReminderKind) -> None:
         session.execute(
@@ -185,7 +189,11 @@ class Planner:
 
 
 class ReminderHandlers:
-    """What to say when a reminder fires; runs inside the scheduler's claiming transaction."""
+    """What to say when a reminder fires; runs inside the scheduler's claiming transaction.
+
+    Handlers queue announcements and next reminders, and return the incident columns to change rather than
+    setting them, so the scheduler can write a whole batch in one statement.
+    """
 
     def __init__(self, planner: Planner, pager: Pager, outbox: Outbox) -> None:
         self.planner = planner
@@ -196,22 +204,23 @@ class ReminderHandlers:
 
     def fire(
         self, session: Session, reminder: Reminder, incident: Incident, *, now: datetime, late: bool
-    ) -> None:
+    ) -> dict[str, Any]:
         handler = {
             ReminderKind.UPDATE.value: self._update,
             ReminderKind.ESCALATION.value: self._escalate,
             ReminderKind.POSTMORTEM.value: self._postmortem,
             ReminderKind.CUSTOM.value: self._custom,
         }.get(reminder.kind)
-        if handler is not None:
-            handler(session, reminder, incident, now, late)
+        if handler is None:
+            return {}
+        return handler(session, reminder, incident, now, late)
 
     def _update(
         self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
-    ) -> None:
+    ) -> dict[str, Any]:
         interval = self.policy.update_interval.for_severity(incident.severity)
         if not incident.is_open or interval is None:
-            return
+            return {}
         stale = incident.findings_at is None or (
             incident.last_update_at is not None and incident.findings_at <= incident.last_update_at
         )
@@ -225,18 +234,18 @@ class ReminderHandlers:
             + (", asked for findings" if stale else "")
         )
         self.outbox.channel_post(session, incident, text, blocks, record=["update_posted", label])
-        incident.last_update_at = now
         # Keep the cadence on its grid, but never owe a backlog after downtime: one late post, then onwards.
         next_due = reminder.due_at + interval
         if next_due <= now:
             next_due = now + interval
         self.planner.schedule(session, incident.id, ReminderKind.UPDATE, next_due)
+        return {"last_update_at": now}
 
     def _escalate(
         self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
-    ) -> None:
+    ) -> dict[str, Any]:
         if not incident.is_open or incident.acknowledged_at is not None:
-            return
+            return {}
         level = int(reminder.payload.get("level", 1))
         service = self.services.get(incident.service)
         target = service.escalation if service else None
@@ -251,16 +260,16 @@ class ReminderHandlers:
             ],
         )
         self.pager.page(session, incident, escalation_level=level)
-        incident.escalations = level
         deadline = self.policy.ack_deadline.for_severity(incident.severity)
         if deadline is not None and level < self.policy.max_escalations:
             self.planner.schedule(
                 session, incident.id, ReminderKind.ESCALATION, now + deadline, {"level": level + 1}
             )
+        return {"escalations": level}
 
     def _postmortem(
         self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
-    ) -> None:
+    ) -> dict[str, Any]:
         owner = incident.commander or incident.resolved_by or incident.oncall
         text = rendering.postmortem_reminder_text(
             incident, owner, due_now=reminder.payload.get("stage") == "due"
@@ -274,12 +283,14 @@ class ReminderHandlers:
                 text,
                 record=["postmortem_reminder", f"Reminded {rendering.mention(owner)} of the post-mortem"],
             )
+        return {}
 
     def _custom(
         self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
-    ) -> None:
+    ) -> dict[str, Any]:
         mentions = " ".join(rendering.mention(user) for user in reminder.payload.get("mentions", []))
         text = f"⏰ {mentions} {reminder.payload.get('text', '')}".replace("  ", " ").strip()
         if late:
             text += f" (late: was due {rendering.fmt_time(reminder.due_at)})"
         self.outbox.add(session, incident, "thread_note", {"text": text, "record": ["reminder", text]})
+        return {}

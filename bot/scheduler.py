@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
-from bot.db import transaction
+from bot.db import bulk_rows, transaction
 from bot.models import Incident, Reminder, ReminderState
 from bot.outbox import Deliverer
 from bot.reminders import ReminderHandlers
@@ -41,7 +43,7 @@ class Scheduler:
         clock: Clock,
         *,
         tick: timedelta,
-        batch: int = 100,
+        batch: int = 500,
     ) -> None:
         self.sessions = sessions
         self.handlers = handlers
@@ -80,17 +82,33 @@ class Scheduler:
             .limit(self.batch)
             .with_for_update(skip_locked=True)
         )
-        late_count = 0
-        with transaction(self.sessions) as session:
+        late_ids: list[int] = []
+        on_time_ids: list[int] = []
+        incident_changes: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
+        with transaction(self.sessions) as session, bulk_rows(session):
             rows = session.execute(statement).all()
             for reminder, incident in rows:
                 late = now - reminder.due_at > self.late_after
-                late_count += late
-                self.handlers.fire(session, reminder, incident, now=now, late=late)
-                reminder.state = ReminderState.DONE.value
-                reminder.done_at = now
-                reminder.late = late
-        return len(rows), late_count
+                (late_ids if late else on_time_ids).append(reminder.id)
+                changes = self.handlers.fire(session, reminder, incident, now=now, late=late)
+                if changes:
+                    incident_changes[tuple(sorted(changes.items()))].append(incident.id)
+            # One statement per kind of change instead of one per row keeps the tick's cost flat.
+            for ids, late in ((on_time_ids, False), (late_ids, True)):
+                if ids:
+                    session.execute(
+                        update(Reminder)
+                        .where(Reminder.id.in_(ids))
+                        .values(state=ReminderState.DONE.value, done_at=now, late=late)
+                        .execution_options(synchronize_session=False)
+                    )
+            for change, incident_ids in incident_changes.items():
+                # Core, not ORM: these columns are TARS's own bookkeeping, so they do not bump the version that
+                # guards people's concurrent edits. Reminders fired together share `now`, so this is one statement.
+                session.execute(
+                    update(Incident.__table__).where(Incident.id.in_(incident_ids)).values(dict(change))
+                )
+        return len(rows), len(late_ids)
 
     # --- the background driver ------------------------------------------------------------------------------
 

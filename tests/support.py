@@ -85,14 +85,19 @@ class Workspace:
         return response
 
     def declare(
-        self, text: str = "payments P1 Card payments failing with 502", *, user: str = "U0ALICE"
+        self,
+        text: str = "payments P1 Card payments failing with 502",
+        *,
+        user: str = "U0ALICE",
+        settle: bool = True,
     ) -> Incident:
         before = self.incident_count()
         self.command(f"declare {text}", user=user)
         self.wait_until(lambda: self.incident_count() > before and self.latest_incident().card_ts is not None)
         incident = self.latest_incident()
         self.wait_until(lambda: any(e.kind == "paged" for e in self.timeline(incident.id)))
-        self.settle()
+        if settle:
+            self.settle()
         return incident
 
     def set_status(self, incident_id: int, status: str, *, user: str = "U0ALICE") -> None:
@@ -114,6 +119,15 @@ class Workspace:
         assert response.status == 200, response
         return response
 
+    def tick(self) -> None:
+        """One scheduler tick (due reminders fired, outbox delivered), as the background job would run it."""
+        self.running.app.tars.scheduler.run_once()
+
+    def later(self, delta: Any) -> None:
+        """Let time pass, then tick."""
+        self.clock.advance(delta)
+        self.tick()
+
     # --- seeing -----------------------------------------------------------------------------------------------
 
     def card(self, incident_id: int) -> Message:
@@ -127,6 +141,17 @@ class Workspace:
             lambda call: call.args.get("user") == user and contains in str(call.args.get("text", "")),
             timeout=timeout,
         )
+
+    def channel_posts(self, prefix: str) -> list[RecordedCall]:
+        """Successful top-level posts in #incidents whose text starts with `prefix`, in order."""
+        return [
+            call
+            for call in self.slack.calls_to("chat.postMessage")
+            if call.ok
+            and call.args.get("channel") == CHANNEL
+            and "thread_ts" not in call.args
+            and str(call.args.get("text", "")).startswith(prefix)
+        ]
 
     def channel_texts(self) -> list[str]:
         return [m.text for m in self.slack.channel_messages(CHANNEL)]
@@ -155,6 +180,14 @@ class Workspace:
                 .where(OutboxMessage.state == OutboxState.PENDING.value)
             )
             return int(session.scalar(statement) or 0)
+
+    def delivery_attempts(self, kind: str) -> int:
+        """How often the (first) queued announcement of this kind has failed so far."""
+        with Session(self.engine) as session:
+            statement = (
+                select(OutboxMessage.attempts).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id)
+            )
+            return int(session.scalars(statement).first() or 0)
 
     def settle(self) -> None:
         """Wait until every queued announcement has been delivered (or given up on)."""

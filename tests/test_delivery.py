@@ -1,0 +1,121 @@
+"""Exactly once across replicas, and nothing lost or reordered when Slack rate-limits or fails."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from bot.app import build_tars
+from bot.clock import FrozenClock
+from bot.commands import Declare
+from bot.db import make_engine
+from bot.emulator import SlackEmulator
+from bot.models import OutboxMessage
+from tests.conftest import _backend
+from tests.support import CHANNEL, Workspace, test_config
+
+INCIDENTS = 60
+REPLICAS = 3
+
+
+def test_three_replicas_post_every_due_update_exactly_once(
+    slack: SlackEmulator, engine: Engine, clock: FrozenClock
+) -> None:
+    if _backend() != "postgres":
+        pytest.skip("several replicas share one Postgres; SQLite is single-process")
+    config = test_config(slack, engine)
+    engines = [make_engine(str(engine.url.render_as_string(hide_password=False))) for _ in range(REPLICAS)]
+    replicas = [build_tars(config, clock=clock, engine=replica_engine) for replica_engine in engines]
+    try:
+        for number in range(INCIDENTS):
+            replicas[number % REPLICAS].flows.declare(
+                Declare("payments", 1, f"Outage number {number}"), actor="U0ALICE", origin_channel=CHANNEL
+            )
+        clock.advance(timedelta(minutes=30))
+        barrier = threading.Barrier(REPLICAS)
+        errors: list[BaseException] = []
+
+        def run(index: int) -> None:
+            try:
+                barrier.wait()
+                for _ in range(3):
+                    replicas[index].scheduler.run_once()
+            except BaseException as error:  # collected and asserted below
+                errors.append(error)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(REPLICAS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+
+        updates = [
+            call
+            for call in slack.calls_to("chat.postMessage")
+            if str(call.args.get("text", "")).startswith("📊")
+        ]
+        per_incident = Counter(re.search(r"Incident: (INC-\d+)", c.args["text"]).group(1) for c in updates)  # type: ignore[union-attr]
+        assert len(per_incident) == INCIDENTS
+        assert set(per_incident.values()) == {1}, per_incident.most_common(3)
+        with Session(engine) as session:
+            pending = session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state != "sent")
+            )
+        assert pending == 0
+    finally:
+        for replica_engine in engines:
+            replica_engine.dispose()
+
+
+def test_slack_429_and_500_delay_announcements_but_lose_none_and_keep_their_order(
+    workspace: Workspace,
+) -> None:
+    incident = workspace.declare()
+    workspace.slack.fail("chat.postMessage", status=429, retry_after=1, times=3)
+    workspace.slack.fail("chat.postMessage", status=500, times=2)
+
+    workspace.command(f"update {incident.id} First finding: the pool is exhausted")
+    workspace.wait_until(lambda: workspace.incident(incident.id).latest_findings is not None)
+    workspace.command(f"status {incident.id} mitigating")
+    workspace.wait_until(lambda: workspace.incident(incident.id).status == "mitigating")
+    workspace.command(f"update {incident.id} Second finding: rollback started")
+    workspace.wait_until(lambda: "Second" in (workspace.incident(incident.id).latest_findings or ""))
+
+    for _ in range(20):
+        if workspace.pending_announcements() == 0:
+            break
+        workspace.later(timedelta(minutes=1))
+    assert workspace.pending_announcements() == 0
+
+    delivered = [
+        str(call.args["text"]).split("\n")[0] if call.args["text"].startswith("📊") else call.args["text"]
+        for call in workspace.slack.calls_to("chat.postMessage")
+        if call.ok and call.args.get("channel") == CHANNEL and call.args["text"][:1] in "📊<"
+    ]
+    assert delivered == [
+        "📊 INCIDENT UPDATE P1: payments",
+        "<@U0ALICE> changed the status of INC-1: Investigating → Mitigating.",
+        "📊 INCIDENT UPDATE P1: payments",
+    ]
+    updates = workspace.channel_posts("📊")
+    assert "First finding" in updates[0].args["text"] and "Second finding" in updates[1].args["text"]
+    failed = [c for c in workspace.slack.calls_to("chat.postMessage") if not c.ok]
+    assert [c.http_status for c in failed] == [429, 429, 429, 500, 500]
+    # The card still shows the newest state once Slack is back.
+    assert "Status: Mitigating" in workspace.card(incident.id).text
+
+
+def test_a_permanent_slack_error_is_recorded_not_retried_forever(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    workspace.slack.fail("chat.postMessage", status=200, error="not_in_channel", times=1)
+    workspace.command(f"update {incident.id} Findings nobody will see")
+    workspace.wait_until(lambda: workspace.pending_announcements() == 0)
+    failure = next(e for e in workspace.timeline(incident.id) if e.kind == "announcement_failed")
+    assert "not_in_channel" in failure.text
