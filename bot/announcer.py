@@ -45,9 +45,21 @@ class Announcer:
         if incident.channel_id and incident.card_ts:
             self.client.chat_postMessage(channel=incident.channel_id, thread_ts=incident.card_ts, text=note)
 
-    def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
-        response = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        thread_ts: str | None = None,
+    ) -> str:
+        response = self.client.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False
+        )
         return str(response["ts"])
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
 
     def direct_message(self, user_id: str, text: str) -> str:
         opened = self.client.conversations_open(users=user_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -11,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
+from bot.actions import ActionService, ApproverDirectory
 from bot.announcer import Announcer
 from bot.clock import Clock, SystemClock
 from bot.config import Config, ConfigError
@@ -18,6 +20,8 @@ from bot.db import make_engine, make_session_factory
 from bot.flows import IncidentFlows
 from bot.incidents import IncidentService
 from bot.outbox import Deliverer, Outbox
+from bot.platforms import Platforms
+from bot.remediation import RemediationFlows
 from bot.reminders import Pager, Planner, ReminderHandlers
 from bot.runtime import Tars
 from bot.scheduler import Scheduler
@@ -37,7 +41,13 @@ def make_slack_client(config: Config) -> WebClient:
     )
 
 
-def build_tars(config: Config, *, clock: Clock | None = None, engine: Engine | None = None) -> Tars:
+def build_tars(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    platforms: Platforms | None = None,
+) -> Tars:
     engine = engine or make_engine(config.database_url)
     sessions = make_session_factory(engine)
     clock = clock or SystemClock()
@@ -53,6 +63,18 @@ def build_tars(config: Config, *, clock: Clock | None = None, engine: Engine | N
     scheduler = Scheduler(
         sessions, ReminderHandlers(planner, pager, outbox), deliverer, clock, tick=config.scheduler.tick
     )
+    approvers = ApproverDirectory(client, config.approvers)
+    remediation = RemediationFlows(
+        sessions,
+        clock,
+        ActionService(clock, config.policy, approvers, service),
+        service,
+        platforms or Platforms(config),
+        approvers,
+        outbox,
+        planner,
+        deliverer,
+    )
     return Tars(
         config=config,
         engine=engine,
@@ -62,6 +84,7 @@ def build_tars(config: Config, *, clock: Clock | None = None, engine: Engine | N
         flows=flows,
         planner=planner,
         scheduler=scheduler,
+        remediation=remediation,
     )
 
 
@@ -70,18 +93,33 @@ class TarsApp:
     tars: Tars
     bolt: App
     wsgi: TarsWsgi
+    listeners: ThreadPoolExecutor
+
+    def close(self) -> None:
+        """Finish work already acked (listeners, running remediation) before the process goes away."""
+        self.tars.scheduler.stop()
+        self.listeners.shutdown(wait=True)
+        self.tars.remediation.shutdown()
 
 
-def create_app(config: Config, *, clock: Clock | None = None, engine: Engine | None = None) -> TarsApp:
+def create_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    platforms: Platforms | None = None,
+) -> TarsApp:
     import handlers
 
     if not config.slack_bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set (run `tars sandbox` to try TARS without Slack)")
     if not config.socket_mode and not config.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN selects Socket Mode")
-    tars = build_tars(config, clock=clock, engine=engine)
+    tars = build_tars(config, clock=clock, engine=engine, platforms=platforms)
+    listeners = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tars-listener")
     bolt = App(
         client=tars.client,
+        listener_executor=listeners,
         signing_secret=config.slack_signing_secret or "",
         # Socket Mode requests are not signed; HTTP ones always are.
         request_verification_enabled=not config.socket_mode,
@@ -89,4 +127,4 @@ def create_app(config: Config, *, clock: Clock | None = None, engine: Engine | N
     )
     handlers.register_all(bolt, tars)
     wsgi = TarsWsgi(tars.engine, None if config.socket_mode else SlackRequestHandler(bolt))
-    return TarsApp(tars=tars, bolt=bolt, wsgi=wsgi)
+    return TarsApp(tars=tars, bolt=bolt, wsgi=wsgi, listeners=listeners)

@@ -48,7 +48,10 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         log.info("Socket Mode connected; health check on :%d/healthz", server.port)
     else:
         log.info("listening on :%d (POST /slack/events, GET /healthz)", server.port)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        tars_app.close()
     return 0
 
 

@@ -20,6 +20,8 @@ USAGE = {
     "severity": "/incident severity <incident> <P1|P2|P3|P4>",
     "update": '/incident update <incident> <latest findings...> [eta="..."]',
     "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>] [--force]",
+    "rollback": "/incident rollback <incident> [<service>] [to=<revision>]",
+    "scale": "/incident scale <incident> <service> <replicas>",
     "list": "/incident list",
     "show": "/incident show <incident>",
     "help": "/incident help",
@@ -79,6 +81,20 @@ class Resolve:
 
 
 @dataclass(frozen=True)
+class RequestRollback:
+    incident_id: int
+    service: str | None = None
+    to_revision: int | None = None
+
+
+@dataclass(frozen=True)
+class RequestScale:
+    incident_id: int
+    service: str
+    replicas: int
+
+
+@dataclass(frozen=True)
 class ListOpen:
     pass
 
@@ -104,6 +120,8 @@ Command = (
     | ListOpen
     | Show
     | Help
+    | RequestRollback
+    | RequestScale
 )
 
 
@@ -264,6 +282,40 @@ def parse_users_affected(value: str | None, usage: str) -> int | None:
     return int(cleaned)
 
 
+def _parse_rollback(rest: str, known: Iterable[str]) -> Command:
+    usage = USAGE["rollback"]
+    body, options = _take_options(rest, {"to"}, usage)
+    parts = body.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    if len(parts) > 2:
+        raise UsageError(f"`rollback` takes the incident and at most one service.\nUsage: `{usage}`")
+    service = validate_service(parts[1], known) if len(parts) == 2 else None
+    to_revision = None
+    if "to" in options:
+        if not options["to"].isdigit() or int(options["to"]) == 0:
+            raise UsageError(
+                f"`to={options['to']}` must be a revision number, e.g. `to=6`.\nUsage: `{usage}`"
+            )
+        to_revision = int(options["to"])
+    return RequestRollback(incident_id, service, to_revision)
+
+
+def _parse_scale(rest: str, known: Iterable[str]) -> Command:
+    usage = USAGE["scale"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the service", usage)
+    service = validate_service(parts[1], known)
+    _require(parts, 3, "the number of replicas", usage)
+    if len(parts) > 3:
+        raise UsageError(f"`scale` takes the incident, the service and a number.\nUsage: `{usage}`")
+    if not parts[2].isdigit():
+        raise UsageError(f"`{parts[2]}` is not a number of replicas.\nUsage: `{usage}`")
+    return RequestScale(incident_id, service, int(parts[2]))
+
+
 def _parse_list(rest: str, _known: Iterable[str]) -> Command:
     if rest.strip():
         raise UsageError(f"`list` takes no arguments.\nUsage: `{USAGE['list']}`")
@@ -292,6 +344,8 @@ _PARSERS = {
     "sev": _parse_severity,
     "update": _parse_update,
     "resolve": _parse_resolve,
+    "rollback": _parse_rollback,
+    "scale": _parse_scale,
     "list": _parse_list,
     "ls": _parse_list,
     "show": _parse_show,

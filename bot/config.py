@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -77,6 +85,28 @@ def _per_severity(defaults: dict[str, str | None]) -> Any:
     return BeforeValidator(merge)
 
 
+class ApprovalCounts(BaseModel):
+    """Distinct approvals a remediation needs, by severity (remediation runbook: P1 one, P2 two)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    P1: int = Field(default=1, ge=1, le=10)
+    P2: int = Field(default=2, ge=1, le=10)
+    P3: int = Field(default=2, ge=1, le=10)
+    P4: int = Field(default=2, ge=1, le=10)
+
+    def for_severity(self, severity: int) -> int:
+        return int(getattr(self, f"P{severity}"))
+
+
+def _merge_counts(value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of P1..P4 to a number of approvals, e.g. {P1: 1, P2: 2}")
+    return value
+
+
 class PolicyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,9 +121,50 @@ class PolicyConfig(BaseModel):
         )
     )
     max_escalations: int = Field(default=3, ge=0, le=20)
+    approvals_required: Annotated[ApprovalCounts, BeforeValidator(_merge_counts)] = Field(
+        default_factory=lambda: ApprovalCounts()
+    )
+    approval_ttl: Duration = timedelta(minutes=30)
     min_monitoring: Duration = timedelta(minutes=10)
     postmortem_due: Duration = timedelta(hours=48)
     customer_notification_min_users: int = Field(default=100, ge=0)
+
+
+class ApproversConfig(BaseModel):
+    """Who may approve remediation: listed users and/or members of a Slack user group."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    users: list[str] = Field(default_factory=list)
+    usergroup: str | None = None
+
+    @field_validator("users")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not SLACK_USER_ID.match(user):
+                raise ValueError(f"must be Slack user ids like U012ABCDEF, got {user!r}")
+        return value
+
+    @field_validator("usergroup")
+    @classmethod
+    def _group_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^S[A-Z0-9]{2,}$", value):
+            raise ValueError(f"must be a Slack user group id like S012ABCDEF, got {value!r}")
+        return value
+
+
+class KubernetesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kubeconfig: str | None = None  # default: in-cluster config, else ~/.kube/config
+
+
+class AwsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str | None = None
+    endpoint_url: str | None = None  # for AWS-compatible endpoints (LocalStack, moto); normally unset
 
 
 class SchedulerConfig(BaseModel):
@@ -108,6 +179,22 @@ class PagerDutyConfig(BaseModel):
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
 
+class KubernetesTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str
+    deployment: str
+    context: str | None = None
+
+
+class EcsTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cluster: str
+    service: str
+    region: str | None = None
+
+
 class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,6 +202,19 @@ class ServiceConfig(BaseModel):
     description: str = ""
     escalation: str | None = None
     pagerduty_routing_key: str | None = None
+    kubernetes: KubernetesTarget | None = None
+    ecs: EcsTarget | None = None
+    max_replicas: int = Field(default=20, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_platform(self) -> ServiceConfig:
+        if self.kubernetes is not None and self.ecs is not None:
+            raise ValueError("give either kubernetes or ecs, not both: TARS must know which one to roll back")
+        return self
+
+    @property
+    def platform(self) -> str | None:
+        return "kubernetes" if self.kubernetes else "ecs" if self.ecs else None
 
     @field_validator("escalation")
     @classmethod
@@ -141,6 +241,10 @@ class FileConfig(BaseModel):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
+    approvers: ApproversConfig = Field(default_factory=ApproversConfig)
+    dry_run: bool = False
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    aws: AwsConfig = Field(default_factory=AwsConfig)
 
     @field_validator("incidents_channel")
     @classmethod
@@ -188,6 +292,10 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     pagerduty: PagerDutyConfig = field(default_factory=PagerDutyConfig)
+    approvers: ApproversConfig = field(default_factory=ApproversConfig)
+    dry_run: bool = False
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    aws: AwsConfig = field(default_factory=AwsConfig)
     config_source: str = "built-in example catalog"
 
     @property
@@ -271,6 +379,10 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         policy=file_config.policy,
         scheduler=file_config.scheduler,
         pagerduty=file_config.pagerduty,
+        approvers=file_config.approvers,
+        dry_run=file_config.dry_run,
+        kubernetes=file_config.kubernetes,
+        aws=file_config.aws,
         config_source=source,
     )
 

@@ -21,10 +21,11 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from bot import rendering
 from bot.announcer import Announcer
 from bot.clock import Clock
 from bot.db import buffer_for, transaction
-from bot.models import Incident, OutboxMessage, OutboxState, TimelineEvent
+from bot.models import ActionRequest, Incident, OutboxMessage, OutboxState, TimelineEvent
 from integrations.base import IntegrationError
 from integrations.pagerduty import PagerDutyEvents, PageRequest
 
@@ -107,6 +108,13 @@ class Outbox:
     ) -> None:
         self.add(session, incident, "dm", {"user": user, "text": text, "record": record}, lane=PAGE_LANE)
 
+    def action_card(self, session: Session, incident: Incident, action_id: int) -> None:
+        """The approval card, in the incident card's thread; later refreshes update it in place."""
+        self.add(session, incident, "action_card_post", {"action_id": action_id})
+
+    def refresh_action_card(self, session: Session, incident: Incident, action_id: int) -> None:
+        self.add(session, incident, "action_card_refresh", {"action_id": action_id})
+
     def pagerduty(self, session: Session, incident: Incident, page: PageRequest) -> None:
         payload = {
             "routing_key": page.routing_key,
@@ -163,6 +171,8 @@ class Deliverer:
             "channel_post": self._send_channel_post,
             "dm": self._send_dm,
             "pagerduty": self._send_pagerduty,
+            "action_card_post": self._send_action_card,
+            "action_card_refresh": self._send_action_card_refresh,
         }
 
     def deliver(self, max_messages: int = 1000) -> int:
@@ -254,6 +264,12 @@ class Deliverer:
                     .where(Incident.id == incident.id)
                     .values(channel_id=result["channel"], card_ts=result["ts"])
                 )
+            if message.kind == "action_card_post":
+                session.execute(
+                    update(ActionRequest.__table__)
+                    .where(ActionRequest.id == result["action_id"])
+                    .values(card_channel=result["channel"], card_ts=result["ts"])
+                )
             record = message.payload.get("record") or _default_record(message, result)
             if record:
                 session.add(
@@ -343,6 +359,32 @@ class Deliverer:
         user = str(message.payload["user"])
         _slack(lambda: self.announcer.direct_message(user, str(message.payload["text"])))
         return {"user": user}
+
+    def _action(
+        self, message: OutboxMessage, incident: Incident
+    ) -> tuple[ActionRequest, str, list[dict[str, Any]]]:
+        with self.sessions() as session:
+            action = session.get(ActionRequest, int(message.payload["action_id"]))
+            if action is None:
+                raise PermanentFailure("the remediation request no longer exists")
+            text = rendering.action_card_text(action, incident)
+            blocks = rendering.action_card_blocks(action, incident)
+        return action, text, blocks
+
+    def _send_action_card(self, message: OutboxMessage, incident: Incident) -> dict[str, Any]:
+        _require_card(incident)
+        action, text, blocks = self._action(message, incident)
+        ts = _slack(
+            lambda: self.announcer.post(incident.channel_id or "", text, blocks, thread_ts=incident.card_ts)
+        )
+        return {"action_id": action.id, "channel": incident.channel_id, "ts": ts}
+
+    def _send_action_card_refresh(self, message: OutboxMessage, incident: Incident) -> dict[str, Any]:
+        action, text, blocks = self._action(message, incident)
+        if not action.card_channel or not action.card_ts:
+            raise PermanentFailure("the approval card was never posted")
+        _slack(lambda: self.announcer.update(action.card_channel or "", action.card_ts or "", text, blocks))
+        return {"action_id": action.id}
 
     def _send_pagerduty(self, message: OutboxMessage, incident: Incident) -> dict[str, Any]:
         payload = message.payload

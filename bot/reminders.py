@@ -18,7 +18,7 @@ from bot import rendering
 from bot.clock import Clock
 from bot.config import PolicyConfig, ServiceConfig
 from bot.db import buffer_for
-from bot.models import Incident, Reminder, ReminderState
+from bot.models import ActionRequest, ActionState, Incident, Reminder, ReminderState, TimelineEvent
 from bot.outbox import Outbox
 from integrations.pagerduty import SEVERITY_BY_PRIORITY, PageRequest
 
@@ -28,6 +28,7 @@ class ReminderKind(StrEnum):
     ESCALATION = "escalation"
     POSTMORTEM = "postmortem"
     CUSTOM = "custom"
+    ACTION_EXPIRY = "action_expiry"
 
 
 class Pager:
@@ -210,6 +211,7 @@ class ReminderHandlers:
             ReminderKind.ESCALATION.value: self._escalate,
             ReminderKind.POSTMORTEM.value: self._postmortem,
             ReminderKind.CUSTOM.value: self._custom,
+            ReminderKind.ACTION_EXPIRY.value: self._expire_action,
         }.get(reminder.kind)
         if handler is None:
             return {}
@@ -293,4 +295,30 @@ class ReminderHandlers:
         if late:
             text += f" (late: was due {rendering.fmt_time(reminder.due_at)})"
         self.outbox.add(session, incident, "thread_note", {"text": text, "record": ["reminder", text]})
+        return {}
+
+    def _expire_action(
+        self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
+    ) -> dict[str, Any]:
+        action = session.get(ActionRequest, int(reminder.payload["action_id"]), with_for_update=True)
+        if action is None or action.state != ActionState.PENDING.value:
+            return {}
+        action.state = ActionState.EXPIRED.value
+        action.decided_at = now
+        session.add(
+            TimelineEvent(
+                incident_id=incident.id,
+                at=now,
+                actor="tars",
+                kind="action_expired",
+                text=f"Request {action.ref} expired without enough approvals",
+                data={"action_id": action.id},
+            )
+        )
+        self.outbox.refresh_action_card(session, incident, action.id)
+        self.outbox.thread_note(
+            session,
+            incident,
+            f"⌛ Remediation {action.ref} expired without enough approvals: {action.summary}",
+        )
         return {}

@@ -421,3 +421,95 @@ def resolve_modal(incident: Incident, *, channel_id: str | None) -> Block:
             ),
         ],
     }
+
+
+# --- remediation approval cards ----------------------------------------------------------------------------------
+
+APPROVE_ACTION = "remediation_approve"
+DENY_ACTION = "remediation_deny"
+
+_STATE_LINES = {
+    "pending": "⏳ Waiting for approval",
+    "executing": "▶️ Approved, running",
+    "succeeded": "✅ Succeeded",
+    "failed": "❌ Failed",
+    "denied": "🚫 Denied",
+    "expired": "⌛ Expired",
+}
+
+
+def action_outcome_text(action: Any) -> str:
+    """What someone clicking a decided request is told."""
+    state = action.state
+    who = mention(action.decided_by) if action.decided_by else "nobody"
+    result = (action.result or {}).get("summary")
+    if state == "executing":
+        return f"Request {action.ref} was already approved (last by {who}) and is running now."
+    if state in ("succeeded", "failed"):
+        return f"Request {action.ref} was already approved (last by {who}) and {state}: {result}"
+    if state == "denied":
+        return f"Request {action.ref} was denied by {who}."
+    if state == "expired":
+        return f"Request {action.ref} expired at {fmt_time(action.expires_at)}; make a new request."
+    return f"Request {action.ref} is {state}."
+
+
+def action_card_text(action: Any, incident: Incident) -> str:
+    approvals = ", ".join(mention(user) for user in action.approvers) or "none yet"
+    lines = [
+        f"🔧 Remediation {action.ref} for {incident.ref} [{severity_label(incident.severity)}]: {action.summary}",
+        f"Requested by {mention(action.requested_by)} at {fmt_time(action.requested_at)}",
+        f"Approvals: {approvals} ({len(action.approvers)}/{action.required_approvals} needed, "
+        f"{severity_label(incident.severity)} policy; the requester cannot approve)",
+        f"State: {_STATE_LINES.get(action.state, action.state)}",
+    ]
+    if action.state == "pending":
+        lines.append(f"Expires at {fmt_time(action.expires_at)}")
+    if action.state == "expired":
+        lines.append(
+            f"Expired at {fmt_time(action.expires_at)} without enough approvals; make a new request."
+        )
+    if action.state == "denied":
+        lines.append(f"Denied by {mention(action.decided_by)}")
+    if action.result and action.result.get("summary"):
+        lines.append(f"Result: {action.result['summary']}")
+    if action.advice:
+        lines.append(f"Rollback advice: {action.advice}")
+    return "\n".join(lines)
+
+
+def action_card_blocks(action: Any, incident: Incident) -> list[Block]:
+    lines = action_card_text(action, incident).split("\n")
+    blocks: list[Block] = [_section(f"*{lines[0]}*\n" + "\n".join(lines[1:]))]
+    if action.state == "pending":
+        value = str(action.id)
+        approve = _button("Approve", APPROVE_ACTION, value, "primary")
+        approve["confirm"] = _confirm("Approve this remediation?", action.summary, "Approve", "primary")
+        deny = _button("Deny", DENY_ACTION, value, "danger")
+        deny["confirm"] = _confirm("Deny this remediation?", action.summary, "Deny", "danger")
+        blocks.append(
+            {"type": "actions", "block_id": f"remediation_{action.id}", "elements": [approve, deny]}
+        )
+    return blocks
+
+
+def _confirm(title: str, text: str, confirm: str, style: str) -> Block:
+    return {
+        "title": _plain(title[:100]),
+        "text": _mrkdwn(text[:300]),
+        "confirm": _plain(confirm),
+        "deny": _plain("Cancel"),
+        "style": style,
+    }
+
+
+def action_started_text(action: Any, incident: Incident, *, dry_run: bool) -> str:
+    approvers = ", ".join(mention(user) for user in action.approvers)
+    prefix = "🧪 DRY RUN " if dry_run else ""
+    return f"{prefix}▶️ {incident.ref}: started remediation {action.ref}: {action.summary} (approved by {approvers})"
+
+
+def action_result_text(action: Any, incident: Incident, *, ok: bool, summary: str) -> str:
+    mark = "✅" if ok else "❌"
+    verb = "succeeded" if ok else "failed"
+    return f"{mark} {incident.ref}: remediation {action.ref} {verb}: {summary}"

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.config import Config
 from bot.flows import IncidentFlows
+from bot.remediation import RemediationFlows
 from bot.reminders import Planner
 from bot.scheduler import Scheduler
 
@@ -25,3 +26,4 @@ class Tars:
     flows: IncidentFlows
     planner: Planner
     scheduler: Scheduler
+    remediation: RemediationFlows

@@ -66,6 +66,7 @@ class Sandbox:
             slack_app_token=None,
             slack_api_url=self.emulator.base_url,
             incidents_channel=self.config.incidents_channel or DEFAULT_CHANNEL,
+            dry_run=True,  # the sandbox never changes a real cluster, whatever the catalog names
         )
         self.app = create_app(self.config)
         upgrade_database(self.app.tars.engine)
@@ -77,8 +78,8 @@ class Sandbox:
         self.emulator.subscribe(self._record)
 
     def stop(self) -> None:
-        self.app.tars.scheduler.stop()
         self.server.stop()
+        self.app.close()
         self.emulator.stop()
 
     @property

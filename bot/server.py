@@ -44,6 +44,7 @@ class HttpServer:
 
         self._server = create_server(app, host=host, port=port, threads=threads, ident="tars")
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -53,11 +54,20 @@ class HttpServer:
         self._server.run()
 
     def start(self) -> HttpServer:
-        self._thread = threading.Thread(target=self._server.run, name="tars-http", daemon=True)
+        self._thread = threading.Thread(target=self._run_until_stopped, name="tars-http", daemon=True)
         self._thread.start()
         return self
 
+    def _run_until_stopped(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            # Closing the sockets from stop() can interrupt the loop's select(); that is the stop, not a crash.
+            if not self._stopping:
+                raise
+
     def stop(self) -> None:
+        self._stopping = True
         self._server.close()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import rendering
@@ -63,3 +63,17 @@ def register(app: App, tars: Tars) -> None:
             trigger_id=body["trigger_id"],
             view=rendering.resolve_modal(incident, channel_id=origin_channel(body)),
         )
+
+    @app.action(rendering.APPROVE_ACTION)
+    @guarded
+    def approve(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        vote = tars.remediation.vote(_incident_id(action["value"]), user=body["user"]["id"], approve=True)
+        respond(text=vote.message, response_type="ephemeral", replace_original=False)
+
+    @app.action(rendering.DENY_ACTION)
+    @guarded
+    def deny(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        vote = tars.remediation.vote(_incident_id(action["value"]), user=body["user"]["id"], approve=False)
+        respond(text=vote.message, response_type="ephemeral", replace_original=False)

@@ -15,6 +15,8 @@ from bot.commands import (
     ListOpen,
     OpenDeclareModal,
     PostUpdate,
+    RequestRollback,
+    RequestScale,
     Resolve,
     SetSeverity,
     SetStatus,
@@ -77,6 +79,20 @@ def register(app: App, tars: Tars) -> None:
                     force=force,
                 )
                 respond(text=f"Resolved {change.incident.ref}.", response_type="ephemeral")
+            case RequestRollback(incident_id, service, to_revision):
+                action = tars.remediation.request_rollback(incident_id, service, to_revision, actor=actor)
+                respond(
+                    text=f"Requested remediation {action.ref}: {action.summary}. "
+                    f"It needs {action.required_approvals} approval(s) from someone else; the card is in the incident thread.",
+                    response_type="ephemeral",
+                )
+            case RequestScale(incident_id, service, replicas):
+                action = tars.remediation.request_scale(incident_id, service, replicas, actor=actor)
+                respond(
+                    text=f"Requested remediation {action.ref}: {action.summary}. "
+                    f"It needs {action.required_approvals} approval(s) from someone else; the card is in the incident thread.",
+                    response_type="ephemeral",
+                )
             case ListOpen():
                 respond(
                     text=rendering.incident_list_text(flows.open_incidents(), tars.clock.now()),

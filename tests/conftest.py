@@ -86,7 +86,7 @@ def _empty_tables(request: pytest.FixtureRequest) -> None:
     if "engine" not in request.fixturenames:
         return
     engine: Engine = request.getfixturevalue("engine")
-    tables = ["outbox", "reminders", "timeline_events", "incidents"]
+    tables = ["action_votes", "action_requests", "outbox", "reminders", "timeline_events", "incidents"]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -17,6 +19,7 @@ from bot.config import Config, ServiceConfig
 from bot.emulator import Message, RecordedCall, SignedSlackClient, SlackEmulator
 from bot.emulator.slack_client import SlackHttpResponse
 from bot.models import Incident, OutboxMessage, OutboxState, TimelineEvent
+from bot.platforms import Platforms
 from bot.server import HttpServer
 
 SIGNING_SECRET = "test-signing-secret"
@@ -55,14 +58,20 @@ test_config.__test__ = False  # type: ignore[attr-defined]  # not a test, despit
 
 @contextmanager
 def start_tars(
-    slack: SlackEmulator, engine: Engine, clock: FrozenClock, **overrides: Any
+    slack: SlackEmulator,
+    engine: Engine,
+    clock: FrozenClock,
+    *,
+    platforms: Platforms | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningTars]:
-    app = create_app(test_config(slack, engine, **overrides), clock=clock, engine=engine)
+    app = create_app(test_config(slack, engine, **overrides), clock=clock, engine=engine, platforms=platforms)
     server = HttpServer(app.wsgi, host="127.0.0.1", port=0).start()
     try:
         yield RunningTars(app, server)
     finally:
         server.stop()
+        app.close()
 
 
 class Workspace:
@@ -118,6 +127,37 @@ class Workspace:
         )
         assert response.status == 200, response
         return response
+
+    def stale_click(self, *, user: str, message_ts: str, action_id: str, value: str) -> SlackHttpResponse:
+        """A click from someone whose screen still shows a button the message no longer has."""
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0TARS"},
+            "api_app_id": "A0TARS",
+            "token": "legacy",
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": CHANNEL,
+                "is_ephemeral": False,
+            },
+            "trigger_id": self.slack.new_trigger_id(user),
+            "team": {"id": "T0TARS", "domain": "tars-sandbox"},
+            "channel": {"id": CHANNEL, "name": "incidents"},
+            "response_url": self.slack.new_response_url(CHANNEL, user),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "stale",
+                    "value": value,
+                    "text": {"type": "plain_text", "text": action_id},
+                    "action_ts": "1.0",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return self.client.post(body, "application/x-www-form-urlencoded")
 
     def tick(self) -> None:
         """One scheduler tick (due reminders fired, outbox delivered), as the background job would run it."""

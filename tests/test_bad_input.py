@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import CHANNEL, Workspace
+from tests.support import Workspace
 
 
 @pytest.mark.parametrize(
@@ -80,36 +80,8 @@ def test_a_stale_card_button_after_resolution_is_refused(workspace: Workspace) -
     workspace.command(f"resolve {incident.id} Bad deploy --force")
     workspace.wait_until(lambda: workspace.incident(incident.id).status == "resolved")
     # Someone with the old card still on screen clicks a button that is gone now.
-    payload_response = workspace.client.post(
-        *_stale_click(workspace, card_ts, incident.id),
+    payload_response = workspace.stale_click(
+        user="U0BOB", message_ts=card_ts, action_id="incident_status_mitigating", value=str(incident.id)
     )
     assert payload_response.status == 200
     workspace.slack.wait_for("response_url", lambda c: "INC-1 was resolved" in c.args.get("text", ""))
-
-
-def _stale_click(workspace: Workspace, card_ts: str, incident_id: int) -> tuple[bytes, str]:
-    import json
-    from urllib.parse import urlencode
-
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U0BOB", "username": "bob", "name": "bob", "team_id": "T0TARS"},
-        "api_app_id": "A0TARS",
-        "token": "legacy",
-        "container": {"type": "message", "message_ts": card_ts, "channel_id": CHANNEL, "is_ephemeral": False},
-        "trigger_id": workspace.slack.new_trigger_id("U0BOB"),
-        "team": {"id": "T0TARS", "domain": "tars-sandbox"},
-        "channel": {"id": CHANNEL, "name": "incidents"},
-        "response_url": workspace.slack.new_response_url(CHANNEL, "U0BOB"),
-        "actions": [
-            {
-                "type": "button",
-                "action_id": "incident_status_mitigating",
-                "block_id": f"incident_card_{incident_id}",
-                "value": str(incident_id),
-                "text": {"type": "plain_text", "text": "Mitigating"},
-                "action_ts": "1.0",
-            }
-        ],
-    }
-    return urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"

@@ -1,0 +1,189 @@
+"""Rollback and scaling on whatever the catalog says a service runs on, behind one interface.
+
+A request is *planned* (the target is read and described: "revision 7 → 6, image X → Y") and stored with a
+snapshot of the facts the approvers saw. Executing plans again with the exact stored parameters and refuses if
+those facts changed, so an approval never applies to a different change than the one approved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.config import Config, ServiceConfig
+from bot.errors import UsageError
+from integrations.base import ActionResult, TargetChanged
+from integrations.ecs import EcsServiceRef, EcsServices
+from integrations.kubernetes import DeploymentRef, KubernetesDeployments
+
+ROLLBACK = "rollback"
+SCALE = "scale"
+
+
+@dataclass(frozen=True)
+class Planned:
+    kind: str  # rollback | scale
+    platform: str  # kubernetes | ecs
+    summary: str  # what will happen, for the approval card
+    params: dict[str, Any]  # exact parameters executed on approval
+    snapshot: dict[str, Any]  # the facts approvers saw; execution refuses if they changed
+    last_deployed_at: datetime | None
+
+
+class Platforms:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        kubernetes: KubernetesDeployments | None = None,
+        ecs: EcsServices | None = None,
+        rollout_timeout: float = 600,
+        poll_seconds: float = 5,
+    ) -> None:
+        self.services = config.services
+        self.kubernetes = kubernetes or KubernetesDeployments(
+            kubeconfig=config.kubernetes.kubeconfig, dry_run=config.dry_run
+        )
+        self.ecs = ecs or EcsServices(endpoint_url=config.aws.endpoint_url, dry_run=config.dry_run)
+        self.default_region = config.aws.region
+        self.rollout_timeout = rollout_timeout
+        self.poll_seconds = poll_seconds
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.kubernetes.dry_run)
+
+    # --- planning -------------------------------------------------------------------------------------------
+
+    def plan_rollback(self, service: str, to_revision: int | None) -> Planned:
+        entry = self._service(service, "roll back")
+        if entry.kubernetes:
+            plan = self.kubernetes.plan_rollback(self._k8s_ref(entry), to_revision)
+            snap = plan.snapshot
+            return Planned(
+                ROLLBACK,
+                "kubernetes",
+                f"{service}: {plan.describe()}",
+                {"to_revision": plan.to_revision},
+                {"revision": snap.revision, "images": snap.images},
+                snap.last_deployed_at,
+            )
+        plan_ecs = self.ecs.plan_rollback(self._ecs_ref(entry), to_revision)
+        ecs_snap = plan_ecs.snapshot
+        return Planned(
+            ROLLBACK,
+            "ecs",
+            f"{service}: {plan_ecs.describe()}",
+            {"to_revision": plan_ecs.to_revision},
+            {"task_definition_arn": ecs_snap.task_definition_arn},
+            ecs_snap.last_deployed_at,
+        )
+
+    def plan_scale(self, service: str, replicas: int) -> Planned:
+        entry = self._service(service, "scale")
+        if not 1 <= replicas <= entry.max_replicas:
+            raise UsageError(
+                f"{replicas} replicas is out of bounds for `{service}`: choose 1 to {entry.max_replicas} "
+                f"(`max_replicas` in the catalog)."
+            )
+        if entry.kubernetes:
+            plan = self.kubernetes.plan_scale(self._k8s_ref(entry), replicas)
+            snap = plan.snapshot
+            return Planned(
+                SCALE,
+                "kubernetes",
+                f"{service}: {plan.describe()}",
+                {"replicas": replicas},
+                {"replicas": snap.replicas},
+                snap.last_deployed_at,
+            )
+        plan_ecs = self.ecs.plan_scale(self._ecs_ref(entry), replicas)
+        return Planned(
+            SCALE,
+            "ecs",
+            f"{service}: {plan_ecs.describe()}",
+            {"replicas": replicas},
+            {"desired_count": plan_ecs.snapshot.desired_count},
+            plan_ecs.snapshot.last_deployed_at,
+        )
+
+    # --- executing ------------------------------------------------------------------------------------------
+
+    def execute(
+        self, kind: str, service: str, params: dict[str, Any], snapshot: dict[str, Any]
+    ) -> ActionResult:
+        """Plan again with the stored parameters; run only if the target still matches what was approved."""
+        planned = (
+            self.plan_rollback(service, int(params["to_revision"]))
+            if kind == ROLLBACK
+            else self.plan_scale(service, int(params["replicas"]))
+        )
+        changed = {
+            key: (was, planned.snapshot.get(key))
+            for key, was in snapshot.items()
+            if planned.snapshot.get(key) != was
+        }
+        if changed:
+            detail = ", ".join(f"{key} was {was} and is now {now}" for key, (was, now) in changed.items())
+            raise TargetChanged(f"{service} changed since the request ({detail}); make a new request.")
+        entry = self._service(service, kind)
+        if entry.kubernetes:
+            ref = self._k8s_ref(entry)
+            if kind == ROLLBACK:
+                return self.kubernetes.rollback(
+                    self.kubernetes.plan_rollback(ref, int(params["to_revision"]))
+                )
+            return self.kubernetes.scale(self.kubernetes.plan_scale(ref, int(params["replicas"])))
+        ecs_ref = self._ecs_ref(entry)
+        if kind == ROLLBACK:
+            return self.ecs.rollback(self.ecs.plan_rollback(ecs_ref, int(params["to_revision"])))
+        return self.ecs.scale(self.ecs.plan_scale(ecs_ref, int(params["replicas"])))
+
+    def follow(self, service: str, on_progress: Callable[[str], None]) -> tuple[bool, str]:
+        """Watch the rollout until it finishes, fails or times out; never raises."""
+        entry = self._service(service, "watch")
+        if entry.kubernetes:
+            status = self.kubernetes.wait_for_rollout(
+                self._k8s_ref(entry),
+                timeout=self.rollout_timeout,
+                poll=self.poll_seconds,
+                on_progress=lambda s: on_progress(s.message),
+            )
+            if status.done:
+                return True, status.message
+            reason = "the rollout failed (ProgressDeadlineExceeded)" if status.failed else "timed out waiting"
+            return False, f"{reason}: {status.message}"
+        return self.ecs.wait_until_stable(
+            self._ecs_ref(entry),
+            timeout=self.rollout_timeout,
+            poll=self.poll_seconds,
+            on_progress=on_progress,
+        )
+
+    # --- catalog --------------------------------------------------------------------------------------------
+
+    def _service(self, service: str, doing: str) -> ServiceConfig:
+        entry = self.services.get(service)
+        if entry is None:
+            known = ", ".join(f"`{name}`" for name in sorted(self.services)) or "(none configured)"
+            raise UsageError(f"Unknown service `{service}`. Known services: {known}.")
+        if entry.platform is None:
+            raise UsageError(
+                f"TARS cannot {doing} `{service}`: its catalog entry names no `kubernetes` or `ecs` target."
+            )
+        return entry
+
+    @staticmethod
+    def _k8s_ref(entry: ServiceConfig) -> DeploymentRef:
+        assert entry.kubernetes is not None
+        target = entry.kubernetes
+        return DeploymentRef(namespace=target.namespace, name=target.deployment, context=target.context)
+
+    def _ecs_ref(self, entry: ServiceConfig) -> EcsServiceRef:
+        assert entry.ecs is not None
+        target = entry.ecs
+        return EcsServiceRef(
+            cluster=target.cluster, service=target.service, region=target.region or self.default_region
+        )

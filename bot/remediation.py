@@ -1,0 +1,230 @@
+"""Orchestration of remediation: request → approval card → votes → execution → results and validation.
+
+Execution runs on a small worker pool, never on a Slack listener thread: approving acks at once, then
+"started", progress and the result are posted to the incident thread and the channel ("always post what you did
+and when"), everything lands in the timeline, and validation reminders are scheduled at +5 and +10 minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot import rendering
+from bot.actions import ActionService, ApproverDirectory, Vote, VoteOutcome, rollback_advice
+from bot.clock import Clock
+from bot.db import transaction
+from bot.errors import DomainError
+from bot.incidents import IncidentService
+from bot.models import ActionRequest
+from bot.outbox import Deliverer, Outbox
+from bot.platforms import ROLLBACK, Planned, Platforms
+from bot.reminders import Planner, ReminderKind
+from integrations.base import IntegrationError, NothingToDo, TargetChanged
+
+log = logging.getLogger(__name__)
+
+VALIDATION_REMINDERS = (
+    (
+        timedelta(minutes=5),
+        "Validate {ref}: the error rate should be below 0.1% within 5 minutes of the fix, "
+        "with no new error patterns and latency back to baseline.",
+    ),
+    (
+        timedelta(minutes=10),
+        "{ref} has had 10 minutes since the fix: if it held, move the incident to Monitoring "
+        "(or resolve once it has been monitored for 10 minutes).",
+    ),
+)
+
+
+class RemediationFlows:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        actions: ActionService,
+        incidents: IncidentService,
+        platforms: Platforms,
+        approvers: ApproverDirectory,
+        outbox: Outbox,
+        planner: Planner,
+        deliverer: Deliverer,
+        *,
+        workers: int = 4,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.actions = actions
+        self.incidents = incidents
+        self.platforms = platforms
+        self.approvers = approvers
+        self.outbox = outbox
+        self.planner = planner
+        self.deliverer = deliverer
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tars-remediation")
+        self.running: dict[int, Future[None]] = {}
+
+    # --- requests -------------------------------------------------------------------------------------------
+
+    def request_rollback(
+        self, incident_id: int, service: str | None, to_revision: int | None, *, actor: str
+    ) -> ActionRequest:
+        target = self._precheck(incident_id, service)
+        planned = self._plan(lambda: self.platforms.plan_rollback(target, to_revision))
+        return self._create(incident_id, planned, actor=actor)
+
+    def request_scale(self, incident_id: int, service: str, replicas: int, *, actor: str) -> ActionRequest:
+        target = self._precheck(incident_id, service)
+        planned = self._plan(lambda: self.platforms.plan_scale(target, replicas))
+        return self._create(incident_id, planned, actor=actor)
+
+    def _precheck(self, incident_id: int, service: str | None) -> str:
+        """Refuse early, before reading any cluster: unknown incident, resolved, or a fix already in flight."""
+        with self.sessions() as session:
+            incident = self.incidents.get(session, incident_id)
+            if not incident.is_open:
+                raise DomainError(f"{incident.ref} is resolved; remediation needs an open incident.")
+            self.actions.refuse_if_busy(session, incident)
+            return service or incident.service
+
+    @staticmethod
+    def _plan(make: object) -> Planned:
+        try:
+            return make()  # type: ignore[operator,no-any-return]
+        except NothingToDo as nothing:
+            raise DomainError(f"Nothing to do: {nothing.message}") from nothing
+        except IntegrationError as error:
+            raise DomainError(f"TARS could not plan this: {error.message}") from error
+
+    def _create(self, incident_id: int, planned: Planned, *, actor: str) -> ActionRequest:
+        with transaction(self.sessions) as session:
+            incident = self.incidents.get(session, incident_id)
+            advice = (
+                rollback_advice(planned.last_deployed_at, incident, self.clock.now())
+                if planned.kind == ROLLBACK
+                else None
+            )
+            action = self.actions.create(session, incident_id, planned, actor=actor, advice=advice)
+            self.outbox.action_card(session, incident, action.id)
+            self.planner.schedule(
+                session, incident.id, ReminderKind.ACTION_EXPIRY, action.expires_at, {"action_id": action.id}
+            )
+        self.deliverer.deliver()
+        return action
+
+    # --- votes ----------------------------------------------------------------------------------------------
+
+    def vote(self, action_id: int, *, user: str, approve: bool) -> Vote:
+        eligible = self.approvers.is_eligible(user)  # a Slack call, made before taking any row lock
+        for attempt in range(3):
+            try:
+                vote = self._record_vote(action_id, user=user, approve=approve, eligible=eligible)
+                break
+            except StaleDataError:
+                # Another vote committed first (SQLite has no row locks; the version column caught it). Voting
+                # again reads the new state, so this person is told the real outcome.
+                if attempt == 2:
+                    raise
+        self.deliverer.deliver()
+        if vote.outcome == VoteOutcome.EXECUTE:
+            self.running[action_id] = self._pool.submit(self._execute, action_id)
+        return vote
+
+    def _record_vote(self, action_id: int, *, user: str, approve: bool, eligible: bool) -> Vote:
+        with transaction(self.sessions) as session:
+            vote = self.actions.vote(session, action_id, user=user, approve=approve, eligible=eligible)
+            if vote.outcome != VoteOutcome.REFUSED:
+                self.outbox.refresh_action_card(session, vote.incident, action_id)
+            if vote.outcome == VoteOutcome.DENIED:
+                note = f"🚫 <@{user}> denied remediation {vote.action.ref}: {vote.action.summary}"
+                self.outbox.thread_note(session, vote.incident, note)
+        return vote
+
+    # --- execution ------------------------------------------------------------------------------------------
+
+    def _execute(self, action_id: int) -> None:
+        try:
+            self._run(action_id)
+        except Exception:  # the worker must always leave the request in a final state
+            log.exception("remediation #%s crashed", action_id)
+            self._finish(
+                action_id,
+                ok=False,
+                summary="TARS hit an internal error while running it; see the logs.",
+                details={},
+            )
+
+    def _run(self, action_id: int) -> None:
+        with transaction(self.sessions) as session:
+            action = self.actions.get(session, action_id)
+            incident = self.incidents.get(session, action.incident_id)
+            started = rendering.action_started_text(action, incident, dry_run=self.platforms.dry_run)
+            self.outbox.channel_post(session, incident, started, record=["action_started", started])
+            self.outbox.thread_note(session, incident, started)
+            kind, service, params, snapshot = (
+                action.kind.split("_", 1)[1],
+                action.service,
+                action.params,
+                action.snapshot,
+            )
+        self.deliverer.deliver()
+        try:
+            result = self.platforms.execute(kind, service, params, snapshot)
+        except NothingToDo as nothing:
+            self._finish(action_id, ok=True, summary=f"nothing to do: {nothing.message}", details={})
+            return
+        except TargetChanged as changed:
+            self._finish(
+                action_id, ok=False, summary=f"refused: {changed.message}", details={"target_changed": True}
+            )
+            return
+        except IntegrationError as error:
+            self._finish(
+                action_id, ok=False, summary=error.message, details={"status": error.status, **error.details}
+            )
+            return
+        details = {"request": result.request, "details": result.details, "dry_run": result.dry_run}
+        if not result.ok or result.dry_run:
+            self._finish(action_id, ok=result.ok, summary=result.summary, details=details)
+            return
+        rolled_out, status = self.platforms.follow(
+            service, lambda message: self._progress(action_id, message)
+        )
+        summary = f"{result.summary}; {status}" if rolled_out else f"{result.summary}, but {status}"
+        self._finish(action_id, ok=rolled_out, summary=summary, details=details)
+
+    def _progress(self, action_id: int, message: str) -> None:
+        with transaction(self.sessions) as session:
+            action = self.actions.get(session, action_id)
+            incident = self.incidents.get(session, action.incident_id)
+            self.outbox.thread_note(session, incident, f"⏳ {action.ref}: {message}")
+        self.deliverer.deliver()
+
+    def _finish(self, action_id: int, *, ok: bool, summary: str, details: dict[str, object]) -> None:
+        with transaction(self.sessions) as session:
+            action, incident = self.actions.finish(
+                session, action_id, ok=ok, summary=summary, details=details
+            )
+            text = rendering.action_result_text(action, incident, ok=ok, summary=summary)
+            self.outbox.channel_post(session, incident, text)
+            self.outbox.thread_note(session, incident, text)
+            self.outbox.refresh_action_card(session, incident, action_id)
+            if ok:
+                mentions = list(dict.fromkeys([action.requested_by, *action.approvers]))
+                for delay, template in VALIDATION_REMINDERS:
+                    self.planner.remind_at(
+                        session,
+                        incident,
+                        self.clock.now() + delay,
+                        template.format(ref=incident.ref),
+                        mentions,
+                    )
+        self.deliverer.deliver()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
