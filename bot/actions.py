@@ -120,7 +120,7 @@ class ActionService:
         now = self.clock.now()
         action = ActionRequest(
             incident_id=incident.id,
-            kind=f"{planned.platform}_{planned.kind}",
+            kind=planned.action_kind,
             service=planned.summary.split(":", 1)[0],
             params=planned.params,
             snapshot=planned.snapshot,
@@ -143,7 +143,11 @@ class ActionService:
             actor=actor,
             kind="action_requested",
             text=f"Requested remediation {action.ref}: {action.summary}",
-            data={"action_id": action.id, "params": action.params, "snapshot": action.snapshot},
+            data={
+                "action_id": action.id,
+                "params": planned.audit if planned.audit is not None else action.params,
+                "snapshot": action.snapshot,
+            },
         )
         return action
 

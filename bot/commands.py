@@ -22,6 +22,8 @@ USAGE = {
     "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>] [--force]",
     "rollback": "/incident rollback <incident> [<service>] [to=<revision>]",
     "scale": "/incident scale <incident> <service> <replicas>",
+    "flag": "/incident flag <incident> <flag> <value>",
+    "env": "/incident env <incident> <function> KEY=value [KEY=value...]",
     "list": "/incident list",
     "show": "/incident show <incident>",
     "help": "/incident help",
@@ -95,6 +97,20 @@ class RequestScale:
 
 
 @dataclass(frozen=True)
+class RequestFlag:
+    incident_id: int
+    flag: str
+    value: str
+
+
+@dataclass(frozen=True)
+class RequestEnv:
+    incident_id: int
+    function: str
+    changes: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ListOpen:
     pass
 
@@ -122,6 +138,8 @@ Command = (
     | Help
     | RequestRollback
     | RequestScale
+    | RequestFlag
+    | RequestEnv
 )
 
 
@@ -316,6 +334,40 @@ def _parse_scale(rest: str, known: Iterable[str]) -> Command:
     return RequestScale(incident_id, service, int(parts[2]))
 
 
+def _parse_flag(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["flag"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the flag (`/incident help flags` lists them)", usage)
+    _require(parts, 3, "the new value", usage)
+    if len(parts) > 3:
+        raise UsageError(f"`flag` takes the incident, one flag and one value.\nUsage: `{usage}`")
+    return RequestFlag(incident_id, parts[1], parts[2])
+
+
+ENV_PAIR = re.compile(r"""(?<!\S)([A-Za-z][A-Za-z0-9_]*)=(?:"([^"]*)"|'([^']*)'|(\S*))""")
+
+
+def _parse_env(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["env"]
+    text = rest.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'")
+    parts = text.split(maxsplit=2)
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the function", usage)
+    _require(parts, 3, "at least one KEY=value", usage)
+    changes: dict[str, str] = {}
+    leftover = ENV_PAIR.sub("", parts[2]).strip()
+    if leftover:
+        raise UsageError(f"`{leftover.split()[0]}` is not a KEY=value pair.\nUsage: `{usage}`")
+    for key, double, single, bare in ENV_PAIR.findall(parts[2]):
+        if key in changes:
+            raise UsageError(f"`{key}` is given twice.\nUsage: `{usage}`")
+        changes[key] = double or single or bare
+    return RequestEnv(incident_id, parts[1], changes)
+
+
 def _parse_list(rest: str, _known: Iterable[str]) -> Command:
     if rest.strip():
         raise UsageError(f"`list` takes no arguments.\nUsage: `{USAGE['list']}`")
@@ -346,6 +398,8 @@ _PARSERS = {
     "resolve": _parse_resolve,
     "rollback": _parse_rollback,
     "scale": _parse_scale,
+    "flag": _parse_flag,
+    "env": _parse_env,
     "list": _parse_list,
     "ls": _parse_list,
     "show": _parse_show,

@@ -154,6 +154,27 @@ class ApproversConfig(BaseModel):
         return value
 
 
+class FlagConfig(BaseModel):
+    """A feature flag TARS may change: only these, only to these values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str
+    path: str | None = None  # default /production/<service>/<flag name>
+    values: list[str] = Field(default_factory=lambda: ["true", "false"], min_length=1)
+    description: str = ""
+
+    def parameter_path(self, name: str) -> str:
+        return self.path or f"/production/{self.service}/{name}"
+
+
+class GitHubConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = "https://api.github.com"  # GitHub Enterprise: https://github.example.com/api/v3
+    postmortem_repository: str | None = None
+
+
 class KubernetesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -205,6 +226,15 @@ class ServiceConfig(BaseModel):
     kubernetes: KubernetesTarget | None = None
     ecs: EcsTarget | None = None
     max_replicas: int = Field(default=20, ge=1, le=1000)
+    lambda_functions: list[str] = Field(default_factory=list)
+    repository: str | None = None
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", value):
+            raise ValueError(f"must be owner/name, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _one_platform(self) -> ServiceConfig:
@@ -245,6 +275,15 @@ class FileConfig(BaseModel):
     dry_run: bool = False
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     aws: AwsConfig = Field(default_factory=AwsConfig)
+    flags: dict[str, FlagConfig] = Field(default_factory=dict)
+    github: GitHubConfig = Field(default_factory=GitHubConfig)
+
+    @model_validator(mode="after")
+    def _flags_name_known_services(self) -> FileConfig:
+        for name, flag in self.flags.items():
+            if flag.service not in self.services:
+                raise ValueError(f"flags.{name}.service: {flag.service!r} is not a service in `services`")
+        return self
 
     @field_validator("incidents_channel")
     @classmethod
@@ -275,6 +314,7 @@ class EnvSettings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535)
     tars_config: str | None = None
     tars_incidents_channel: str | None = None
+    github_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +336,9 @@ class Config:
     dry_run: bool = False
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
+    flags: dict[str, FlagConfig] = field(default_factory=dict)
+    github: GitHubConfig = field(default_factory=GitHubConfig)
+    github_token: str | None = None
     config_source: str = "built-in example catalog"
 
     @property
@@ -383,6 +426,9 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         dry_run=file_config.dry_run,
         kubernetes=file_config.kubernetes,
         aws=file_config.aws,
+        flags=dict(file_config.flags),
+        github=file_config.github,
+        github_token=env.github_token or None,
         config_source=source,
     )
 

@@ -89,8 +89,10 @@ class Outbox:
         if note:
             self.thread_note(session, incident, note)
 
-    def thread_note(self, session: Session, incident: Incident, text: str) -> None:
-        self.add(session, incident, "thread_note", {"text": text})
+    def thread_note(
+        self, session: Session, incident: Incident, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.add(session, incident, "thread_note", {"text": text, "blocks": blocks})
 
     def channel_post(
         self,
@@ -342,8 +344,11 @@ class Deliverer:
 
     def _send_thread_note(self, message: OutboxMessage, incident: Incident) -> dict[str, Any]:
         _require_card(incident)
-        _slack(lambda: self.announcer.thread_note(incident, str(message.payload["text"])))
-        return {}
+        text, blocks = str(message.payload["text"]), message.payload.get("blocks")
+        ts = _slack(
+            lambda: self.announcer.post(incident.channel_id or "", text, blocks, thread_ts=incident.card_ts)
+        )
+        return {"ts": ts}
 
     def _send_channel_post(self, message: OutboxMessage, incident: Incident) -> dict[str, Any]:
         if not incident.channel_id:

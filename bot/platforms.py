@@ -17,9 +17,13 @@ from bot.errors import UsageError
 from integrations.base import ActionResult, TargetChanged
 from integrations.ecs import EcsServiceRef, EcsServices
 from integrations.kubernetes import DeploymentRef, KubernetesDeployments
+from integrations.lambda_env import LambdaEnvironment
+from integrations.ssm_flags import FeatureFlags
 
 ROLLBACK = "rollback"
 SCALE = "scale"
+FLAG = "flag"
+ENV = "env"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class Planned:
     params: dict[str, Any]  # exact parameters executed on approval
     snapshot: dict[str, Any]  # the facts approvers saw; execution refuses if they changed
     last_deployed_at: datetime | None
+    audit: dict[str, Any] | None = None  # what may be written to the timeline (params can hold secrets)
+
+    @property
+    def action_kind(self) -> str:
+        return f"{self.platform}_{self.kind}"
 
 
 class Platforms:
@@ -39,10 +48,20 @@ class Platforms:
         *,
         kubernetes: KubernetesDeployments | None = None,
         ecs: EcsServices | None = None,
+        flags: FeatureFlags | None = None,
+        lambdas: LambdaEnvironment | None = None,
         rollout_timeout: float = 600,
         poll_seconds: float = 5,
     ) -> None:
         self.services = config.services
+        self.flag_catalog = config.flags
+        aws = config.aws
+        self.flags = flags or FeatureFlags(
+            endpoint_url=aws.endpoint_url, region=aws.region, dry_run=config.dry_run
+        )
+        self.lambdas = lambdas or LambdaEnvironment(
+            endpoint_url=aws.endpoint_url, region=aws.region, dry_run=config.dry_run
+        )
         self.kubernetes = kubernetes or KubernetesDeployments(
             kubeconfig=config.kubernetes.kubeconfig, dry_run=config.dry_run
         )
@@ -109,17 +128,63 @@ class Platforms:
             plan_ecs.snapshot.last_deployed_at,
         )
 
+    def plan_flag(self, name: str, value: str) -> Planned:
+        flag = self.flag_catalog.get(name)
+        if flag is None:
+            known = ", ".join(f"`{n}`" for n in sorted(self.flag_catalog)) or "(none configured)"
+            raise UsageError(f"`{name}` is not a flag TARS may change. Flags in the catalog: {known}.")
+        if value not in flag.values:
+            allowed = ", ".join(f"`{v}`" for v in flag.values)
+            raise UsageError(f"`{value}` is not an allowed value for `{name}`; allowed: {allowed}.")
+        path = flag.parameter_path(name)
+        plan = self.flags.plan(path, value)
+        current = plan.current
+        return Planned(
+            FLAG,
+            "ssm",
+            f"{flag.service}: flag {name}: {plan.describe()}",
+            {"flag": name, "path": path, "value": value},
+            {"version": current.version if current else None, "value": current.value if current else None},
+            None,
+        )
+
+    def plan_env(self, service: str, function: str, changes: dict[str, str]) -> Planned:
+        entry = self.services.get(service)
+        if entry is None or function not in entry.lambda_functions:
+            owner = next((name for name, s in self.services.items() if function in s.lambda_functions), None)
+            if owner is None:
+                known = sorted({f for s in self.services.values() for f in s.lambda_functions})
+                listing = ", ".join(f"`{f}`" for f in known) or "(none configured)"
+                raise UsageError(
+                    f"`{function}` is not a Lambda function in the catalog. Known functions: {listing}."
+                )
+            service = owner
+        plan = self.lambdas.plan(function, changes)
+        return Planned(
+            ENV,
+            "lambda",
+            f"{service}: {plan.describe()}",
+            {"function": function, "changes": dict(plan.changes)},
+            {"revision_id": plan.snapshot.revision_id},
+            None,
+            audit={"function": function, "diff": plan.diff_lines()},
+        )
+
     # --- executing ------------------------------------------------------------------------------------------
 
     def execute(
-        self, kind: str, service: str, params: dict[str, Any], snapshot: dict[str, Any]
+        self, action_kind: str, service: str, params: dict[str, Any], snapshot: dict[str, Any]
     ) -> ActionResult:
         """Plan again with the stored parameters; run only if the target still matches what was approved."""
-        planned = (
-            self.plan_rollback(service, int(params["to_revision"]))
-            if kind == ROLLBACK
-            else self.plan_scale(service, int(params["replicas"]))
-        )
+        kind = action_kind.split("_", 1)[1]
+        if kind == FLAG:
+            planned = self.plan_flag(str(params["flag"]), str(params["value"]))
+        elif kind == ENV:
+            planned = self.plan_env(service, str(params["function"]), dict(params["changes"]))
+        elif kind == ROLLBACK:
+            planned = self.plan_rollback(service, int(params["to_revision"]))
+        else:
+            planned = self.plan_scale(service, int(params["replicas"]))
         changed = {
             key: (was, planned.snapshot.get(key))
             for key, was in snapshot.items()
@@ -128,6 +193,10 @@ class Platforms:
         if changed:
             detail = ", ".join(f"{key} was {was} and is now {now}" for key, (was, now) in changed.items())
             raise TargetChanged(f"{service} changed since the request ({detail}); make a new request.")
+        if kind == FLAG:
+            return self.flags.apply(self.flags.plan(str(params["path"]), str(params["value"])))
+        if kind == ENV:
+            return self.lambdas.apply(self.lambdas.plan(str(params["function"]), dict(params["changes"])))
         entry = self._service(service, kind)
         if entry.kubernetes:
             ref = self._k8s_ref(entry)
@@ -141,8 +210,12 @@ class Platforms:
             return self.ecs.rollback(self.ecs.plan_rollback(ecs_ref, int(params["to_revision"])))
         return self.ecs.scale(self.ecs.plan_scale(ecs_ref, int(params["replicas"])))
 
-    def follow(self, service: str, on_progress: Callable[[str], None]) -> tuple[bool, str]:
-        """Watch the rollout until it finishes, fails or times out; never raises."""
+    def follow(
+        self, action_kind: str, service: str, on_progress: Callable[[str], None]
+    ) -> tuple[bool, str] | None:
+        """Watch the rollout until it finishes, fails or times out (None: nothing rolls out); never raises."""
+        if action_kind.split("_", 1)[1] in (FLAG, ENV):
+            return None
         entry = self._service(service, "watch")
         if entry.kubernetes:
             status = self.kubernetes.wait_for_rollout(

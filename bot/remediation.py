@@ -83,6 +83,35 @@ class RemediationFlows:
         planned = self._plan(lambda: self.platforms.plan_scale(target, replicas))
         return self._create(incident_id, planned, actor=actor)
 
+    def request_flag(self, incident_id: int, flag: str, value: str, *, actor: str) -> ActionRequest:
+        owner = self.platforms.flag_catalog[flag].service if flag in self.platforms.flag_catalog else None
+        self._precheck(incident_id, owner)
+        planned = self._plan(lambda: self.platforms.plan_flag(flag, value))
+        return self._create(incident_id, planned, actor=actor)
+
+    def request_env(
+        self, incident_id: int, function: str, changes: dict[str, str], *, actor: str
+    ) -> ActionRequest:
+        service = self._precheck(incident_id, None)
+        planned = self._plan(lambda: self.platforms.plan_env(service, function, changes))
+        return self._create(incident_id, planned, actor=actor)
+
+    def request_flag_revert(self, action_id: int, *, actor: str) -> ActionRequest:
+        """The Revert flag button: a new, approval-gated request that puts the previous value back."""
+        with self.sessions() as session:
+            action = self.actions.get(session, action_id)
+        if not action.kind.endswith("_flag") or action.state != "succeeded":
+            raise DomainError(
+                f"Request {action.ref} is not a completed flag change; there is nothing to revert."
+            )
+        previous = action.snapshot.get("value")
+        if previous is None:
+            raise DomainError(
+                f"`{action.params['flag']}` did not exist before {action.ref}; TARS will not delete parameters. "
+                "Remove it by hand if needed."
+            )
+        return self.request_flag(action.incident_id, str(action.params["flag"]), str(previous), actor=actor)
+
     def _precheck(self, incident_id: int, service: str | None) -> str:
         """Refuse early, before reading any cluster: unknown incident, resolved, or a fix already in flight."""
         with self.sessions() as session:
@@ -167,7 +196,7 @@ class RemediationFlows:
             self.outbox.channel_post(session, incident, started, record=["action_started", started])
             self.outbox.thread_note(session, incident, started)
             kind, service, params, snapshot = (
-                action.kind.split("_", 1)[1],
+                action.kind,
                 action.service,
                 action.params,
                 action.snapshot,
@@ -188,13 +217,18 @@ class RemediationFlows:
                 action_id, ok=False, summary=error.message, details={"status": error.status, **error.details}
             )
             return
+        except DomainError as error:  # e.g. the catalog changed since the request
+            self._finish(action_id, ok=False, summary=error.message, details={})
+            return
         details = {"request": result.request, "details": result.details, "dry_run": result.dry_run}
         if not result.ok or result.dry_run:
             self._finish(action_id, ok=result.ok, summary=result.summary, details=details)
             return
-        rolled_out, status = self.platforms.follow(
-            service, lambda message: self._progress(action_id, message)
-        )
+        followed = self.platforms.follow(kind, service, lambda message: self._progress(action_id, message))
+        if followed is None:  # a config change: nothing rolls out
+            self._finish(action_id, ok=True, summary=result.summary, details=details)
+            return
+        rolled_out, status = followed
         summary = f"{result.summary}; {status}" if rolled_out else f"{result.summary}, but {status}"
         self._finish(action_id, ok=rolled_out, summary=summary, details=details)
 
@@ -212,7 +246,9 @@ class RemediationFlows:
             )
             text = rendering.action_result_text(action, incident, ok=ok, summary=summary)
             self.outbox.channel_post(session, incident, text)
-            self.outbox.thread_note(session, incident, text)
+            revertible = ok and action.kind.endswith("_flag") and not details.get("dry_run")
+            blocks = rendering.flag_revert_blocks(text, action.id) if revertible else None
+            self.outbox.thread_note(session, incident, text, blocks)
             self.outbox.refresh_action_card(session, incident, action_id)
             if ok:
                 mentions = list(dict.fromkeys([action.requested_by, *action.approvers]))

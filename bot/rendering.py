@@ -513,3 +513,28 @@ def action_result_text(action: Any, incident: Incident, *, ok: bool, summary: st
     mark = "✅" if ok else "❌"
     verb = "succeeded" if ok else "failed"
     return f"{mark} {incident.ref}: remediation {action.ref} {verb}: {summary}"
+
+
+REVERT_FLAG_ACTION = "flag_revert"
+
+
+def flags_help_text(flags: dict[str, Any]) -> str:
+    if not flags:
+        return "No feature flags are in the catalog (`flags:` in TARS_CONFIG)."
+    lines = ["*Feature flags TARS may change* (`/incident flag <incident> <flag> <value>`, after approval):"]
+    for name, flag in sorted(flags.items()):
+        values = " | ".join(flag.values)
+        lines.append(
+            f"• `{name}` ({flag.service}) [{values}]: {flag.description or 'no description'} "
+            f"— `{flag.parameter_path(name)}`"
+        )
+    lines.append("Changes take effect within 60 seconds; no deployment is needed.")
+    return "\n".join(lines)
+
+
+def flag_revert_blocks(text: str, action_id: int) -> list[Block]:
+    button = _button("Revert flag", REVERT_FLAG_ACTION, str(action_id))
+    button["confirm"] = _confirm(
+        "Request a revert?", "Puts the previous value back, after approval.", "Request", "primary"
+    )
+    return [_section(text), {"type": "actions", "block_id": f"flag_revert_{action_id}", "elements": [button]}]

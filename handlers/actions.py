@@ -77,3 +77,16 @@ def register(app: App, tars: Tars) -> None:
         ack()
         vote = tars.remediation.vote(_incident_id(action["value"]), user=body["user"]["id"], approve=False)
         respond(text=vote.message, response_type="ephemeral", replace_original=False)
+
+    @app.action(rendering.REVERT_FLAG_ACTION)
+    @guarded
+    def revert_flag(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        request = tars.remediation.request_flag_revert(
+            _incident_id(action["value"]), actor=body["user"]["id"]
+        )
+        respond(
+            text=f"Requested {request.ref} to revert: {request.summary}. It needs approval.",
+            response_type="ephemeral",
+            replace_original=False,
+        )

@@ -15,6 +15,8 @@ from bot.commands import (
     ListOpen,
     OpenDeclareModal,
     PostUpdate,
+    RequestEnv,
+    RequestFlag,
     RequestRollback,
     RequestScale,
     Resolve,
@@ -25,6 +27,7 @@ from bot.commands import (
     parse_command,
 )
 from bot.errors import UsageError
+from bot.models import ActionRequest
 from bot.runtime import Tars
 from handlers.errors import guarded
 
@@ -39,7 +42,8 @@ def register(app: App, tars: Tars) -> None:
             ack(text=error.message, response_type="ephemeral")
             return
         if isinstance(parsed, Help):
-            ack(text=help_text(), response_type="ephemeral")
+            text = rendering.flags_help_text(tars.config.flags) if parsed.topic == "flags" else help_text()
+            ack(text=text, response_type="ephemeral")
             return
         ack()
         actor = command["user_id"]
@@ -81,18 +85,16 @@ def register(app: App, tars: Tars) -> None:
                 respond(text=f"Resolved {change.incident.ref}.", response_type="ephemeral")
             case RequestRollback(incident_id, service, to_revision):
                 action = tars.remediation.request_rollback(incident_id, service, to_revision, actor=actor)
-                respond(
-                    text=f"Requested remediation {action.ref}: {action.summary}. "
-                    f"It needs {action.required_approvals} approval(s) from someone else; the card is in the incident thread.",
-                    response_type="ephemeral",
-                )
+                respond(text=_requested(action), response_type="ephemeral")
             case RequestScale(incident_id, service, replicas):
                 action = tars.remediation.request_scale(incident_id, service, replicas, actor=actor)
-                respond(
-                    text=f"Requested remediation {action.ref}: {action.summary}. "
-                    f"It needs {action.required_approvals} approval(s) from someone else; the card is in the incident thread.",
-                    response_type="ephemeral",
-                )
+                respond(text=_requested(action), response_type="ephemeral")
+            case RequestFlag(incident_id, flag, value):
+                action = tars.remediation.request_flag(incident_id, flag, value, actor=actor)
+                respond(text=_requested(action), response_type="ephemeral")
+            case RequestEnv(incident_id, function, changes):
+                action = tars.remediation.request_env(incident_id, function, changes, actor=actor)
+                respond(text=_requested(action), response_type="ephemeral")
             case ListOpen():
                 respond(
                     text=rendering.incident_list_text(flows.open_incidents(), tars.clock.now()),
@@ -101,3 +103,10 @@ def register(app: App, tars: Tars) -> None:
             case Show(incident_id):
                 incident, events = flows.incident_with_timeline(incident_id)
                 respond(text=rendering.incident_detail_text(incident, events), response_type="ephemeral")
+
+
+def _requested(action: ActionRequest) -> str:
+    return (
+        f"Requested remediation {action.ref}: {action.summary}. It needs {action.required_approvals} "
+        "approval(s) from someone else; the card is in the incident thread."
+    )
