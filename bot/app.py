@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from bot.actions import ActionService, ApproverDirectory
 from bot.announcer import Announcer
 from bot.clock import Clock, SystemClock
+from bot.code_fixes import CodeFixFlows
 from bot.config import Config, ConfigError
 from bot.db import make_engine, make_session_factory
 from bot.flows import IncidentFlows
@@ -26,6 +27,7 @@ from bot.reminders import Pager, Planner, ReminderHandlers
 from bot.runtime import Tars
 from bot.scheduler import Scheduler
 from bot.server import TarsWsgi
+from integrations.github import GitHubClient
 from integrations.pagerduty import PagerDutyEvents
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ def build_tars(
     clock: Clock | None = None,
     engine: Engine | None = None,
     platforms: Platforms | None = None,
+    github: GitHubClient | None = None,
 ) -> Tars:
     engine = engine or make_engine(config.database_url)
     sessions = make_session_factory(engine)
@@ -75,6 +78,24 @@ def build_tars(
         planner,
         deliverer,
     )
+    code_fixes = CodeFixFlows(
+        sessions,
+        clock,
+        config,
+        service,
+        github
+        or GitHubClient(token=config.github_token, base_url=config.github.base_url, dry_run=config.dry_run),
+        approvers,
+        outbox,
+        planner,
+        deliverer,
+    )
+    # Phase 5: a P1's post-mortem draft is posted the moment it is resolved.
+    flows.after_resolve.append(
+        lambda incident, actor: (
+            code_fixes.postmortem(incident.id, actor=actor) if incident.severity == 1 else None
+        )
+    )
     return Tars(
         config=config,
         engine=engine,
@@ -85,6 +106,7 @@ def build_tars(
         planner=planner,
         scheduler=scheduler,
         remediation=remediation,
+        code_fixes=code_fixes,
     )
 
 
@@ -108,6 +130,7 @@ def create_app(
     clock: Clock | None = None,
     engine: Engine | None = None,
     platforms: Platforms | None = None,
+    github: GitHubClient | None = None,
 ) -> TarsApp:
     import handlers
 
@@ -115,7 +138,7 @@ def create_app(
         raise ConfigError("SLACK_BOT_TOKEN is not set (run `tars sandbox` to try TARS without Slack)")
     if not config.socket_mode and not config.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN selects Socket Mode")
-    tars = build_tars(config, clock=clock, engine=engine, platforms=platforms)
+    tars = build_tars(config, clock=clock, engine=engine, platforms=platforms, github=github)
     listeners = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tars-listener")
     bolt = App(
         client=tars.client,

@@ -20,7 +20,9 @@ USAGE = {
     "severity": "/incident severity <incident> <P1|P2|P3|P4>",
     "update": '/incident update <incident> <latest findings...> [eta="..."]',
     "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>] [--force]",
-    "rollback": "/incident rollback <incident> [<service>] [to=<revision>]",
+    "rollback": "/incident rollback <incident> [<service>] [to=<revision> | commit=<sha>]",
+    "hotfix": "/incident hotfix <incident> <summary...>",
+    "postmortem": "/incident postmortem <incident>",
     "scale": "/incident scale <incident> <service> <replicas>",
     "flag": "/incident flag <incident> <flag> <value>",
     "env": "/incident env <incident> <function> KEY=value [KEY=value...]",
@@ -90,6 +92,24 @@ class RequestRollback:
 
 
 @dataclass(frozen=True)
+class RollbackByCommit:
+    incident_id: int
+    service: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class OpenHotfixModal:
+    incident_id: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class DraftPostmortem:
+    incident_id: int
+
+
+@dataclass(frozen=True)
 class RequestScale:
     incident_id: int
     service: str
@@ -140,6 +160,9 @@ Command = (
     | RequestScale
     | RequestFlag
     | RequestEnv
+    | RollbackByCommit
+    | OpenHotfixModal
+    | DraftPostmortem
 )
 
 
@@ -302,13 +325,27 @@ def parse_users_affected(value: str | None, usage: str) -> int | None:
 
 def _parse_rollback(rest: str, known: Iterable[str]) -> Command:
     usage = USAGE["rollback"]
-    body, options = _take_options(rest, {"to"}, usage)
+    body, options = _take_options(rest, {"to", "commit"}, usage)
     parts = body.split()
     _require(parts, 1, "the incident", usage)
     incident_id = parse_ref(parts[0], usage)
     if len(parts) > 2:
         raise UsageError(f"`rollback` takes the incident and at most one service.\nUsage: `{usage}`")
     service = validate_service(parts[1], known) if len(parts) == 2 else None
+    if "commit" in options:
+        if "to" in options:
+            raise UsageError(
+                f"Give either `to=` (a deployment revision) or `commit=` (a Git commit), not both.\nUsage: `{usage}`"
+            )
+        if service is None:
+            raise UsageError(
+                f"A rollback by commit needs the service, whose repository it is.\nUsage: `{usage}`"
+            )
+        if not re.fullmatch(r"[0-9a-fA-F]{7,40}", options["commit"]):
+            raise UsageError(
+                f"`commit={options['commit']}` is not a commit sha (7 to 40 hex digits).\nUsage: `{usage}`"
+            )
+        return RollbackByCommit(incident_id, service, options["commit"].lower())
     to_revision = None
     if "to" in options:
         if not options["to"].isdigit() or int(options["to"]) == 0:
@@ -368,6 +405,24 @@ def _parse_env(rest: str, _known: Iterable[str]) -> Command:
     return RequestEnv(incident_id, parts[1], changes)
 
 
+def _parse_hotfix(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["hotfix"]
+    parts = _split(rest, 1)
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "a one-line summary of the bug", usage)
+    return OpenHotfixModal(incident_id, parts[1])
+
+
+def _parse_postmortem(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["postmortem"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    if len(parts) > 1:
+        raise UsageError(f"`postmortem` takes only the incident.\nUsage: `{usage}`")
+    return DraftPostmortem(parse_ref(parts[0], usage))
+
+
 def _parse_list(rest: str, _known: Iterable[str]) -> Command:
     if rest.strip():
         raise UsageError(f"`list` takes no arguments.\nUsage: `{USAGE['list']}`")
@@ -399,6 +454,8 @@ _PARSERS = {
     "rollback": _parse_rollback,
     "scale": _parse_scale,
     "flag": _parse_flag,
+    "hotfix": _parse_hotfix,
+    "postmortem": _parse_postmortem,
     "env": _parse_env,
     "list": _parse_list,
     "ls": _parse_list,

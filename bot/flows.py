@@ -41,6 +41,8 @@ class IncidentFlows:
         self.pager = pager
         self.deliverer = deliverer
         self.incidents_channel = incidents_channel
+        # Called after a resolution is committed and announced (e.g. the P1 post-mortem draft).
+        self.after_resolve: list[Callable[[Incident, str], object]] = []
 
     # --- commands ---------------------------------------------------------------------------------------------
 
@@ -121,7 +123,13 @@ class IncidentFlows:
             )
             return change
 
-        return self._change(apply, note=lambda c: rendering.resolved_summary(c.incident))
+        change = self._change(apply, note=lambda c: rendering.resolved_summary(c.incident))
+        for hook in self.after_resolve:
+            try:
+                hook(change.incident, actor)
+            except Exception:  # the resolution stands whatever a follow-up does
+                log.exception("after-resolve step failed for %s", change.incident.ref)
+        return change
 
     # --- reading ----------------------------------------------------------------------------------------------
 

@@ -538,3 +538,117 @@ def flag_revert_blocks(text: str, action_id: int) -> list[Block]:
         "Request a revert?", "Puts the previous value back, after approval.", "Request", "primary"
     )
     return [_section(text), {"type": "actions", "block_id": f"flag_revert_{action_id}", "elements": [button]}]
+
+
+# --- GitHub: rollback issues, PR cards, hotfix issues ------------------------------------------------------------
+
+MERGE_ACTION = "pull_merge"
+HOTFIX_VIEW = "incident_hotfix"
+
+CODE_FIX_REVIEW_TABLE = (
+    "*Code fix review* (remediation runbook)\n"
+    "• P1 (hotfix): 1 engineer approval, merge immediately after approval\n"
+    "• P2: 2 engineer approvals, normal merge process\n"
+    "• P3/P4: standard PR process, wait for the next release\n"
+    "TARS merges only when CI has passed: never force-merged."
+)
+
+
+def rollback_justification(incident: Incident, events: Sequence[TimelineEvent]) -> str:
+    findings = [str(e.data.get("findings", e.text)) for e in events if e.kind == "update"]
+    lines = [
+        f"Incident {incident.ref} [{severity_label(incident.severity)}] {incident.service}: {incident.description}",
+        f"Impact: {incident.impact or 'being assessed'}; declared {fmt_time(incident.declared_at)}.",
+        "Error rate before/after the deployment, from the incident's findings:",
+    ]
+    lines += [f"- {finding}" for finding in findings] or ["- (no findings recorded yet)"]
+    return "\n".join(lines)
+
+
+def rollback_issue_body(incident: Incident, plan: Any, justification: str) -> str:
+    return "\n".join(
+        [
+            "type: rollback",
+            "",
+            f"Roll back to commit `{plan.parent_sha}` by reverting `{plan.target_sha}` "
+            f"({plan.target_subject}) on `{plan.branch}`.",
+            "",
+            "## Justification",
+            justification,
+            "",
+            f"Opened by TARS for {incident.ref}. A revert PR follows; it merges only after approval and green CI.",
+        ]
+    )
+
+
+def rollback_opened_text(incident: Incident, description: str, issue: Any, pull: Any) -> str:
+    return (
+        f"↩️ {incident.ref}: rollback issue <{issue.url}|{issue.repo}#{issue.number}> and revert PR "
+        f"<{pull.url}|{pull.repo}#{pull.number}> opened ({description})."
+    )
+
+
+def pull_card(incident: Incident, pull: Any, *, required: int, merge_value: str) -> tuple[str, list[Block]]:
+    head = pull.head_sha[:7] if pull.head_sha else "(dry run)"
+    text = (
+        f"🔀 Revert PR <{pull.url}|{pull.repo}#{pull.number}> for {incident.ref} (head {head}): needs {required} "
+        f"approving review(s) on GitHub ({severity_label(incident.severity)}) and green CI before Merge."
+    )
+    merge = _button("Merge", MERGE_ACTION, merge_value, "primary")
+    merge["confirm"] = _confirm(
+        "Merge this PR?", f"{pull.repo}#{pull.number} into production.", "Merge", "primary"
+    )
+    blocks = [
+        _section(text),
+        _section(CODE_FIX_REVIEW_TABLE),
+        {"type": "actions", "block_id": f"pull_{pull.number}", "elements": [merge]},
+    ]
+    return text, blocks
+
+
+def hotfix_issue_body(incident: Incident, fields: Any) -> str:
+    return "\n".join(
+        [
+            f"Incident: {incident.ref} [{severity_label(incident.severity)}] `{incident.service}` — {incident.description}",
+            "",
+            "## Error description and log evidence",
+            fields.evidence or "_to be added_",
+            "",
+            "## Affected service and file",
+            f"Service: `{incident.service}`" + (f"; file: `{fields.affected}`" if fields.affected else ""),
+            "",
+            "## Suggested fix approach",
+            fields.approach or "_to be added_",
+            "",
+            "## Test cases to verify the fix",
+            fields.tests or "_to be added_",
+        ]
+    )
+
+
+def hotfix_modal(incident: Incident, summary: str, *, channel_id: str | None) -> Block:
+    def text_input(
+        block_id: str, label: str, *, multiline: bool = True, initial: str = "", optional: bool = False
+    ) -> Block:
+        element: Block = {"type": "plain_text_input", "action_id": "value", "multiline": multiline}
+        if initial:
+            element["initial_value"] = initial
+        return _input(block_id, label, element, optional=optional)
+
+    return {
+        "type": "modal",
+        "callback_id": HOTFIX_VIEW,
+        "title": _plain(f"Hotfix issue {incident.ref}"),
+        "submit": _plain("Create issue"),
+        "close": _plain("Cancel"),
+        "private_metadata": json.dumps({"incident_id": incident.id, "channel_id": channel_id}),
+        "blocks": [
+            text_input("summary", "Summary", multiline=False, initial=summary),
+            text_input("evidence", "Error description and log evidence"),
+            text_input(
+                "affected", "Affected file (if known from the stack trace)", multiline=False, optional=True
+            ),
+            text_input("approach", "Suggested fix approach"),
+            text_input("tests", "Test cases to verify the fix"),
+        ],
+    }

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
+from bot.code_fixes import CodeFixFlows
 from bot.config import Config
 from bot.flows import IncidentFlows
 from bot.remediation import RemediationFlows
@@ -27,3 +28,4 @@ class Tars:
     planner: Planner
     scheduler: Scheduler
     remediation: RemediationFlows
+    code_fixes: CodeFixFlows

@@ -90,3 +90,10 @@ def register(app: App, tars: Tars) -> None:
             response_type="ephemeral",
             replace_original=False,
         )
+
+    @app.action(rendering.MERGE_ACTION)
+    @guarded
+    def merge(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        reply = tars.code_fixes.merge(action["value"], actor=body["user"]["id"])
+        respond(text=reply, response_type="ephemeral", replace_original=False)

@@ -11,15 +11,18 @@ from bot import rendering
 from bot.commands import (
     Acknowledge,
     Declare,
+    DraftPostmortem,
     Help,
     ListOpen,
     OpenDeclareModal,
+    OpenHotfixModal,
     PostUpdate,
     RequestEnv,
     RequestFlag,
     RequestRollback,
     RequestScale,
     Resolve,
+    RollbackByCommit,
     SetSeverity,
     SetStatus,
     Show,
@@ -95,6 +98,26 @@ def register(app: App, tars: Tars) -> None:
             case RequestEnv(incident_id, function, changes):
                 action = tars.remediation.request_env(incident_id, function, changes, actor=actor)
                 respond(text=_requested(action), response_type="ephemeral")
+            case RollbackByCommit(incident_id, service, commit):
+                issue, pull = tars.code_fixes.rollback_by_issue(incident_id, service, commit, actor=actor)
+                respond(
+                    text=f"Opened rollback issue {issue.url} and revert PR {pull.url}; the PR card with Merge is "
+                    "in the incident thread.",
+                    response_type="ephemeral",
+                )
+            case OpenHotfixModal(incident_id, summary):
+                incident = tars.flows.open_incident(incident_id)
+                client.views_open(
+                    trigger_id=command["trigger_id"],
+                    view=rendering.hotfix_modal(incident, summary, channel_id=channel),
+                )
+            case DraftPostmortem(incident_id):
+                link = tars.code_fixes.postmortem(incident_id, actor=actor)
+                respond(
+                    text="Posted the post-mortem draft in the incident thread"
+                    + (f": {link}" if link else "."),
+                    response_type="ephemeral",
+                )
             case ListOpen():
                 respond(
                     text=rendering.incident_list_text(flows.open_incidents(), tars.clock.now()),

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import rendering
+from bot.code_fixes import HotfixFields
 from bot.commands import Declare, parse_severity, parse_users_affected
 from bot.errors import UsageError
 from bot.runtime import Tars
@@ -71,3 +72,27 @@ def register(app: App, tars: Tars) -> None:
             actor=body["user"]["id"],
             force=any(option.get("value") == "force" for option in force_choice),
         )
+
+    @app.view(rendering.HOTFIX_VIEW)
+    @guarded
+    def hotfix_submitted(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
+        fields = HotfixFields(
+            summary=(_value(view, "summary") or "").strip(),
+            evidence=(_value(view, "evidence") or "").strip(),
+            affected=(_value(view, "affected") or "").strip(),
+            approach=(_value(view, "approach") or "").strip(),
+            tests=(_value(view, "tests") or "").strip(),
+        )
+        required = {
+            "summary": fields.summary,
+            "evidence": fields.evidence,
+            "approach": fields.approach,
+            "tests": fields.tests,
+        }
+        errors = {block: "Required for the issue." for block, value in required.items() if not value}
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        incident_id = int(json.loads(view["private_metadata"])["incident_id"])
+        tars.code_fixes.create_hotfix_issue(incident_id, fields, actor=body["user"]["id"])

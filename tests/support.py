@@ -21,6 +21,7 @@ from bot.emulator.slack_client import SlackHttpResponse
 from bot.models import Incident, OutboxMessage, OutboxState, TimelineEvent
 from bot.platforms import Platforms
 from bot.server import HttpServer
+from integrations.github import GitHubClient
 
 SIGNING_SECRET = "test-signing-secret"
 CHANNEL = "C0INCIDENTS"
@@ -63,9 +64,16 @@ def start_tars(
     clock: FrozenClock,
     *,
     platforms: Platforms | None = None,
+    github_client: GitHubClient | None = None,
     **overrides: Any,
 ) -> Iterator[RunningTars]:
-    app = create_app(test_config(slack, engine, **overrides), clock=clock, engine=engine, platforms=platforms)
+    app = create_app(
+        test_config(slack, engine, **overrides),
+        clock=clock,
+        engine=engine,
+        platforms=platforms,
+        github=github_client,
+    )
     server = HttpServer(app.wsgi, host="127.0.0.1", port=0).start()
     try:
         yield RunningTars(app, server)

@@ -38,6 +38,8 @@ def test_changing_a_resolved_incident_is_refused_and_nothing_changes(workspace: 
     incident = workspace.declare()
     workspace.command(f"resolve {incident.id} Bad deploy --force")
     workspace.wait_until(lambda: workspace.incident(incident.id).status == "resolved")
+    # A P1's resolution is followed by its post-mortem draft; let that finish before counting.
+    workspace.wait_until(lambda: any(e.kind == "postmortem_draft" for e in workspace.timeline(incident.id)))
     workspace.settle()
     events_before = workspace.event_count()
     posts_before = len(workspace.slack.calls_to("chat.postMessage"))

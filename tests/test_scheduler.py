@@ -252,16 +252,28 @@ def test_p1_postmortem_reminders_a_day_before_and_when_due(workspace: Workspace)
     _resolve(workspace, incident.id)  # resolved at 09:10, post-mortem due 11-24 09:10
 
     workspace.later(23 * 60 * MINUTE)
-    assert not [c for c in workspace.slack.calls_to("chat.postMessage") if "📝" in c.args.get("text", "")]
+    assert not [
+        c
+        for c in workspace.slack.calls_to("chat.postMessage")
+        if "the post-mortem for" in c.args.get("text", "")
+    ]
     workspace.later(60 * MINUTE)  # 11-23 09:10: a day before
-    reminders = [c for c in workspace.slack.calls_to("chat.postMessage") if "📝" in c.args.get("text", "")]
+    reminders = [
+        c
+        for c in workspace.slack.calls_to("chat.postMessage")
+        if "the post-mortem for" in c.args.get("text", "")
+    ]
     assert len(reminders) == 2  # in the card's thread and by DM to the commander
     assert (
         "<@U0BOB> the post-mortem for INC-1 [P1] payments is due in 24 hours (2026-11-24 09:10 UTC)"
         in reminders[0].args["text"]
     )
     workspace.later(24 * 60 * MINUTE)
-    reminders = [c for c in workspace.slack.calls_to("chat.postMessage") if "📝" in c.args.get("text", "")]
+    reminders = [
+        c
+        for c in workspace.slack.calls_to("chat.postMessage")
+        if "the post-mortem for" in c.args.get("text", "")
+    ]
     assert len(reminders) == 4 and "is due now" in reminders[-1].args["text"]
 
 

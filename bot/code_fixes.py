@@ -1,0 +1,298 @@
+"""Code fixes through GitHub: rollback issues with revert PRs, the merge gate, hotfix issues, post-mortems.
+
+Creating issues and PRs needs no approval (they change nothing in production); merging does: only approvers
+may press Merge, and GitHub must show the runbook's review approvals and green CI ("Do not force-merge without
+CI passing"). Every create carries an idempotency key, so a repeated click or a retry never makes a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import rendering
+from bot.actions import ApproverDirectory
+from bot.clock import Clock
+from bot.config import Config
+from bot.db import transaction
+from bot.errors import DomainError, UsageError
+from bot.incidents import IncidentService
+from bot.models import Incident
+from bot.outbox import Deliverer, Outbox
+from bot.postmortem import postmortem_markdown
+from bot.reminders import Planner
+from integrations.base import IntegrationError
+from integrations.github import PRIORITY_LABELS, ROLLBACK_LABEL, GitHubClient, IssueRef, PullRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HotfixFields:
+    summary: str
+    evidence: str
+    affected: str
+    approach: str
+    tests: str
+
+
+class CodeFixFlows:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        config: Config,
+        incidents: IncidentService,
+        github: GitHubClient,
+        approvers: ApproverDirectory,
+        outbox: Outbox,
+        planner: Planner,
+        deliverer: Deliverer,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.config = config
+        self.incidents = incidents
+        self.github = github
+        self.approvers = approvers
+        self.outbox = outbox
+        self.planner = planner
+        self.deliverer = deliverer
+        self._merge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    # --- rollback by issue ----------------------------------------------------------------------------------
+
+    def rollback_by_issue(
+        self, incident_id: int, service: str, commit_sha: str, *, actor: str
+    ) -> tuple[IssueRef, PullRef]:
+        incident, events = self._open_incident(incident_id)
+        repo = self._repository(service)
+        try:
+            plan = self.github.plan_revert(repo, commit_sha)
+            key = f"tars-{incident.ref}-rollback-{plan.target_sha[:12]}"
+            justification = rendering.rollback_justification(incident, events)
+            issue = self.github.find_or_create_issue(
+                repo,
+                title=f"Rollback: revert {plan.target_sha[:7]} ({plan.target_subject}) for {incident.ref}",
+                body=rendering.rollback_issue_body(incident, plan, justification),
+                labels=[ROLLBACK_LABEL],
+                idempotency_key=key,
+            )
+            pull = self.github.open_revert_pr(
+                plan,
+                title=f'Revert "{plan.target_subject}" ({incident.ref})',
+                body=f"Rollback for {incident.ref}, tracked in #{issue.number}.\n\n{justification}",
+                idempotency_key=key,
+            )
+        except IntegrationError as error:
+            raise DomainError(f"TARS could not prepare the rollback: {error.message}") from error
+        required = self.config.policy.approvals_required.for_severity(incident.severity)
+        with transaction(self.sessions) as session:
+            stored = self.incidents.get(session, incident_id)
+            self.incidents.record(
+                session,
+                stored,
+                actor=actor,
+                kind="github_rollback",
+                text=f"Rollback issue {issue.url} and revert PR {pull.url} for {plan.describe()}",
+                data={
+                    "repo": repo,
+                    "issue": issue.number,
+                    "pull": pull.number,
+                    "commit": plan.target_sha,
+                    "head_sha": pull.head_sha,
+                },
+            )
+            self.outbox.channel_post(
+                session, stored, rendering.rollback_opened_text(stored, plan.describe(), issue, pull)
+            )
+            self.outbox.thread_note(
+                session,
+                stored,
+                *rendering.pull_card(stored, pull, required=required, merge_value=_merge_value(stored, pull)),
+            )
+        self.deliverer.deliver()
+        return issue, pull
+
+    # --- the merge gate --------------------------------------------------------------------------------------
+
+    def merge(self, value: str, *, actor: str) -> str:
+        """The Merge button: an approver asks; GitHub's reviews and CI decide. Returns the reply to the clicker."""
+        target = json.loads(value)
+        incident_id, repo, number, head_sha = (
+            int(target["incident"]),
+            str(target["repo"]),
+            int(target["number"]),
+            str(target["sha"]),
+        )
+        with self.sessions() as session:
+            incident = self.incidents.get(session, incident_id)
+        label = f"{repo}#{number}"
+        if not self.approvers.is_eligible(actor):
+            self._record(
+                incident_id,
+                actor,
+                "merge_refused",
+                f"Merge of {label} refused: not an approver",
+                {"repo": repo, "pull": number},
+            )
+            return f"Only approvers can merge fixes ({self.approvers.describe()}). Your click was recorded."
+        required = self.config.policy.approvals_required.for_severity(incident.severity)
+        with self._merge_locks[label]:  # a double click in this process waits, then hears "already merged"
+            try:
+                result = self.github.merge_pull(
+                    repo, number, expected_head_sha=head_sha, required_approvals=required
+                )
+            except IntegrationError as error:
+                self._record(
+                    incident_id,
+                    actor,
+                    "merge_refused",
+                    f"Merge of {label} refused: {error.message}",
+                    {"repo": repo, "pull": number},
+                )
+                return f"Not merged: {error.message}"
+        if result.details.get("already_merged"):
+            return f"{result.summary}; nothing to do."
+        with transaction(self.sessions) as session:
+            stored = self.incidents.get(session, incident_id)
+            text = f"🔀 {stored.ref}: <@{actor}> merged {result.summary}"
+            self.incidents.record(
+                session,
+                stored,
+                actor=actor,
+                kind="merged",
+                text=result.summary,
+                data={"repo": repo, "pull": number, **result.details},
+            )
+            self.outbox.channel_post(session, stored, text)
+            self.outbox.thread_note(session, stored, text)
+            now = self.clock.now()
+            for delay, reminder in (
+                (
+                    timedelta(minutes=5),
+                    "Validate the merged fix: error rate below 0.1% within 5 minutes of the deploy.",
+                ),
+                (
+                    timedelta(minutes=10),
+                    "10 minutes since the merge: if it held, move the incident to Monitoring.",
+                ),
+            ):
+                self.planner.remind_at(session, stored, now + delay, reminder, [actor])
+        self.deliverer.deliver()
+        return f"Merged: {result.summary}"
+
+    # --- hotfix issues ---------------------------------------------------------------------------------------
+
+    def create_hotfix_issue(self, incident_id: int, fields: HotfixFields, *, actor: str) -> IssueRef:
+        incident, _events = self._open_incident(incident_id)
+        repo = self._repository(incident.service)
+        label = PRIORITY_LABELS["P1"] if incident.severity == 1 else PRIORITY_LABELS["P2"]
+        try:
+            issue = self.github.find_or_create_issue(
+                repo,
+                title=f"[{label}] {fields.summary} ({incident.ref})",
+                body=rendering.hotfix_issue_body(incident, fields),
+                labels=[label],
+                idempotency_key=f"tars-{incident.ref}-hotfix-{hashlib.sha256(fields.summary.encode()).hexdigest()[:12]}",
+            )
+        except IntegrationError as error:
+            raise DomainError(f"TARS could not create the issue: {error.message}") from error
+        self._record(
+            incident_id,
+            actor,
+            "hotfix_issue",
+            f"Hotfix issue {issue.url}: {fields.summary}",
+            {"repo": repo, "issue": issue.number},
+            announce=f"🛠️ {incident.ref}: <@{actor}> opened {label} issue <{issue.url}|{repo}#{issue.number}>: {fields.summary}",
+        )
+        return issue
+
+    # --- post-mortem ----------------------------------------------------------------------------------------
+
+    def postmortem(self, incident_id: int, *, actor: str) -> str:
+        with self.sessions() as session:
+            incident = self.incidents.get(session, incident_id)
+            events = self.incidents.timeline(session, incident_id)
+        markdown = postmortem_markdown(incident, events)
+        link = ""
+        repo = self.config.github.postmortem_repository
+        if repo:
+            try:
+                issue = self.github.find_or_create_issue(
+                    repo,
+                    title=f"Post-mortem: {incident.ref} [P{incident.severity}] {incident.service} — {incident.description}",
+                    body=markdown,
+                    labels=["post-mortem"],
+                    idempotency_key=f"tars-{incident.ref}-postmortem",
+                )
+                link = issue.url
+            except IntegrationError as error:
+                log.error("post-mortem issue for %s failed: %s", incident.ref, error.message)
+                link = f"(GitHub issue not created: {error.message})"
+        text = (
+            f"📝 Post-mortem draft for {incident.ref}"
+            + (f": {link}" if link else "")
+            + f"\n```\n{markdown}\n```"
+        )
+        self._record(
+            incident_id,
+            actor,
+            "postmortem_draft",
+            f"Post-mortem draft posted{': ' + link if link else ''}",
+            {"issue": link},
+            thread=text,
+        )
+        return link
+
+    # --- helpers --------------------------------------------------------------------------------------------
+
+    def _open_incident(self, incident_id: int) -> tuple[Incident, list]:  # type: ignore[type-arg]
+        with self.sessions() as session:
+            incident = self.incidents.get(session, incident_id)
+            events = self.incidents.timeline(session, incident_id)
+        if not incident.is_open:
+            raise DomainError(f"{incident.ref} is resolved; open a new incident for a new fix.")
+        return incident, events
+
+    def _repository(self, service: str) -> str:
+        entry = self.config.services.get(service)
+        if entry is None or not entry.repository:
+            raise UsageError(
+                f"`{service}` has no `repository` in the catalog, so TARS cannot open issues or PRs for it."
+            )
+        return entry.repository
+
+    def _record(
+        self,
+        incident_id: int,
+        actor: str,
+        kind: str,
+        text: str,
+        data: dict[str, object],
+        *,
+        announce: str | None = None,
+        thread: str | None = None,
+    ) -> None:
+        with transaction(self.sessions) as session:
+            incident = self.incidents.get(session, incident_id)
+            self.incidents.record(session, incident, actor=actor, kind=kind, text=text, data=data)
+            if announce:
+                self.outbox.channel_post(session, incident, announce)
+                self.outbox.thread_note(session, incident, announce)
+            if thread:
+                self.outbox.thread_note(session, incident, thread)
+        self.deliverer.deliver()
+
+
+def _merge_value(incident: Incident, pull: PullRef) -> str:
+    return json.dumps(
+        {"incident": incident.id, "repo": pull.repo, "number": pull.number, "sha": pull.head_sha}
+    )
