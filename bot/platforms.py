@@ -170,6 +170,15 @@ class Platforms:
             audit={"function": function, "diff": plan.diff_lines()},
         )
 
+    def last_deployed_at(self, service: str) -> datetime | None:
+        """When the service's current version was rolled out (None: no platform in the catalog)."""
+        entry = self.services.get(service)
+        if entry is None or entry.platform is None:
+            return None
+        if entry.kubernetes:
+            return self.kubernetes.snapshot(self._k8s_ref(entry)).last_deployed_at
+        return self.ecs.snapshot(self._ecs_ref(entry)).last_deployed_at
+
     # --- executing ------------------------------------------------------------------------------------------
 
     def execute(

@@ -20,7 +20,7 @@ from bot.clock import Clock
 from bot.db import transaction
 from bot.errors import DomainError
 from bot.incidents import IncidentService
-from bot.models import ActionRequest
+from bot.models import ActionRequest, Incident
 from bot.outbox import Deliverer, Outbox
 from bot.platforms import ROLLBACK, Planned, Platforms
 from bot.reminders import Planner, ReminderKind
@@ -111,6 +111,17 @@ class RemediationFlows:
                 "Remove it by hand if needed."
             )
         return self.request_flag(action.incident_id, str(action.params["flag"]), str(previous), actor=actor)
+
+    def advice_for(self, incident: Incident) -> str | None:
+        """The runbook's rollback rule for this incident's service, or None when it has no platform."""
+        entry = self.platforms.services.get(incident.service)
+        if entry is None or entry.platform is None:
+            return None
+        try:
+            deployed = self.platforms.last_deployed_at(incident.service)
+        except IntegrationError as error:
+            return f"Last deployment unknown ({error.message})."
+        return rollback_advice(deployed, incident, self.clock.now())
 
     def _precheck(self, incident_id: int, service: str | None) -> str:
         """Refuse early, before reading any cluster: unknown incident, resolved, or a fix already in flight."""

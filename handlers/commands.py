@@ -125,7 +125,11 @@ def register(app: App, tars: Tars) -> None:
                 )
             case Show(incident_id):
                 incident, events = flows.incident_with_timeline(incident_id)
-                respond(text=rendering.incident_detail_text(incident, events), response_type="ephemeral")
+                text = rendering.incident_detail_text(incident, events)
+                advice = tars.remediation.advice_for(incident) if incident.is_open else None
+                if advice:
+                    text += f"\n*Rollback advice*: {advice}"
+                respond(text=text, response_type="ephemeral")
 
 
 def _requested(action: ActionRequest) -> str:

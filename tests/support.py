@@ -13,12 +13,13 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from bot import rendering
 from bot.app import TarsApp, create_app
 from bot.clock import FrozenClock
 from bot.config import Config, ServiceConfig
 from bot.emulator import Message, RecordedCall, SignedSlackClient, SlackEmulator
 from bot.emulator.slack_client import SlackHttpResponse
-from bot.models import Incident, OutboxMessage, OutboxState, TimelineEvent
+from bot.models import ActionRequest, Incident, OutboxMessage, OutboxState, TimelineEvent
 from bot.platforms import Platforms
 from bot.server import HttpServer
 from integrations.github import GitHubClient
@@ -263,3 +264,66 @@ class Workspace:
                 return
             time.sleep(0.02)
         raise AssertionError(message)
+
+
+# --- remediation requests and votes --------------------------------------------------------------------------------------------------
+
+
+def request(team: Workspace, text: str, *, user: str = "U0ALICE") -> ActionRequest:
+    before = action_count(team)
+    team.command(text, user=user)
+    team.wait_until(lambda: action_count(team) > before, message="no action request stored")
+    team.wait_until(lambda: latest_action(team).card_ts is not None, message="approval card not posted")
+    return latest_action(team)
+
+
+def vote(team: Workspace, action: ActionRequest, user: str, *, approve: bool = True) -> RecordedCall:
+    """Click Approve or Deny; on a card that has lost its buttons, click as from a screen not yet refreshed."""
+    before = len(team.slack.calls_to("response_url"))
+    action_id = rendering.APPROVE_ACTION if approve else rendering.DENY_ACTION
+    try:
+        response = team.client.click_button(
+            user_id=user,
+            channel_id=CHANNEL,
+            message_ts=action.card_ts or "",
+            action_id=action_id,
+            value=str(action.id),
+        )
+    except LookupError:
+        response = team.stale_click(
+            user=user, message_ts=action.card_ts or "", action_id=action_id, value=str(action.id)
+        )
+    assert response.status == 200, response
+    calls = team.slack.wait_for_count("response_url", before + 1)
+    return calls[-1]
+
+
+def finished(team: Workspace, action_id: int) -> ActionRequest:
+    team.wait_until(
+        lambda: stored_action(team, action_id).state in ("succeeded", "failed"),
+        timeout=10,
+        message="never finished",
+    )
+    team.settle()
+    return stored_action(team, action_id)
+
+
+def action_count(team: Workspace) -> int:
+    with Session(team.engine) as session:
+        return len(session.scalars(select(ActionRequest.id)).all())
+
+
+def latest_action(team: Workspace) -> ActionRequest:
+    with Session(team.engine) as session:
+        action = session.scalars(select(ActionRequest).order_by(ActionRequest.id.desc())).first()
+        assert action is not None
+        _ = action.votes
+        return action
+
+
+def stored_action(team: Workspace, action_id: int) -> ActionRequest:
+    with Session(team.engine) as session:
+        action = session.get(ActionRequest, action_id)
+        assert action is not None
+        _ = action.votes
+        return action

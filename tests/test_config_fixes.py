@@ -19,8 +19,7 @@ from bot.platforms import Platforms
 from integrations.lambda_env import LambdaEnvironment
 from integrations.ssm_flags import FeatureFlags
 from tests.integrations.aws_fixtures import client, client_factory, moto_server, reset_moto
-from tests.support import CHANNEL, Workspace, start_tars
-from tests.test_remediation import _latest_action, finished, request, vote
+from tests.support import CHANNEL, Workspace, finished, latest_action, request, start_tars, vote
 
 FLAG = "payment.new_processor.enabled"
 PATH = "/production/payments/payment.new_processor.enabled"
@@ -99,8 +98,8 @@ def test_flag_change_after_approval_then_revert(team: Workspace, aws: str) -> No
     )
     assert response.status == 200
     team.ephemeral_to("U0CAROL", "Requested #2 to revert")
-    team.wait_until(lambda: _latest_action(team).id == 2 and _latest_action(team).card_ts is not None)
-    revert = _latest_action(team)
+    team.wait_until(lambda: latest_action(team).id == 2 and latest_action(team).card_ts is not None)
+    revert = latest_action(team)
     assert f"{PATH}: false (v3) → true" in revert.summary
     assert _parameter(aws)["Value"] == "false"
     vote(team, revert, "U0BOB")

@@ -14,14 +14,23 @@ from sqlalchemy.orm import Session
 from bot import rendering
 from bot.clock import FrozenClock
 from bot.config import ApproversConfig, Config, EcsTarget, KubernetesTarget, PolicyConfig, ServiceConfig
-from bot.emulator import RecordedCall, SlackEmulator
-from bot.models import ActionRequest, Reminder
+from bot.emulator import SlackEmulator
+from bot.models import Reminder
 from bot.platforms import Platforms
 from integrations.ecs import EcsServices
 from integrations.kubernetes import KubernetesDeployments
 from tests.fakes.kubernetes_api import FakeKubernetes
 from tests.integrations.aws_fixtures import client, client_factory, moto_server, reset_moto
-from tests.support import CHANNEL, Workspace, start_tars
+from tests.support import (
+    CHANNEL,
+    Workspace,
+    action_count,
+    finished,
+    request,
+    start_tars,
+    stored_action,
+    vote,
+)
 
 MINUTE = timedelta(minutes=1)
 SERVICES = {
@@ -84,69 +93,6 @@ def team(
     slack: SlackEmulator, engine: Engine, clock: FrozenClock, cluster: FakeKubernetes, aws: str
 ) -> Iterator[Workspace]:
     yield from _workspace(slack, engine, clock, cluster, aws)
-
-
-# --- helpers --------------------------------------------------------------------------------------------------
-
-
-def request(team: Workspace, text: str, *, user: str = "U0ALICE") -> ActionRequest:
-    before = _action_count(team)
-    team.command(text, user=user)
-    team.wait_until(lambda: _action_count(team) > before, message="no action request stored")
-    team.wait_until(lambda: _latest_action(team).card_ts is not None, message="approval card not posted")
-    return _latest_action(team)
-
-
-def vote(team: Workspace, action: ActionRequest, user: str, *, approve: bool = True) -> RecordedCall:
-    """Click Approve or Deny; on a card that has lost its buttons, click as from a screen not yet refreshed."""
-    before = len(team.slack.calls_to("response_url"))
-    action_id = rendering.APPROVE_ACTION if approve else rendering.DENY_ACTION
-    try:
-        response = team.client.click_button(
-            user_id=user,
-            channel_id=CHANNEL,
-            message_ts=action.card_ts or "",
-            action_id=action_id,
-            value=str(action.id),
-        )
-    except LookupError:
-        response = team.stale_click(
-            user=user, message_ts=action.card_ts or "", action_id=action_id, value=str(action.id)
-        )
-    assert response.status == 200, response
-    calls = team.slack.wait_for_count("response_url", before + 1)
-    return calls[-1]
-
-
-def finished(team: Workspace, action_id: int) -> ActionRequest:
-    team.wait_until(
-        lambda: _action(team, action_id).state in ("succeeded", "failed"),
-        timeout=10,
-        message="never finished",
-    )
-    team.settle()
-    return _action(team, action_id)
-
-
-def _action_count(team: Workspace) -> int:
-    with Session(team.engine) as session:
-        return len(session.scalars(select(ActionRequest.id)).all())
-
-
-def _latest_action(team: Workspace) -> ActionRequest:
-    with Session(team.engine) as session:
-        action = session.scalars(select(ActionRequest).order_by(ActionRequest.id.desc())).first()
-        assert action is not None
-        _ = action.votes
-        return action
-
-
-def _action(team: Workspace, action_id: int) -> ActionRequest:
-    with Session(team.engine) as session:
-        action = session.get(ActionRequest, action_id)
-        assert action is not None
-        _ = action.votes
-        return action
 
 
 def _image(cluster: FakeKubernetes) -> str:
@@ -255,7 +201,7 @@ def test_outsiders_are_refused_and_audited(team: Workspace, cluster: FakeKuberne
         ("U0EVE", "not an approver"),
         ("U0EVE", "not an approver"),
     ]
-    assert _action(team, action.id).state == "pending"
+    assert stored_action(team, action.id).state == "pending"
     assert _patches(cluster) == []
 
 
@@ -264,7 +210,7 @@ def test_one_deny_cancels_and_later_clicks_hear_the_outcome(team: Workspace, clu
     action = request(team, f"rollback {incident.id}")
     assert vote(team, action, "U0CAROL", approve=False).args["text"] == "You denied #1."
     team.settle()
-    assert _action(team, action.id).state == "denied"
+    assert stored_action(team, action.id).state == "denied"
     card = team.slack.message(CHANNEL, action.card_ts or "")
     assert "🚫 Denied" in card.text and not [b for b in card.blocks if b["type"] == "actions"]
     assert vote(team, action, "U0BOB").args["text"] == "Request #1 was denied by <@U0CAROL>."
@@ -275,7 +221,7 @@ def test_requests_expire(team: Workspace, cluster: FakeKubernetes) -> None:
     incident = team.declare()
     action = request(team, f"rollback {incident.id}")
     team.later(31 * MINUTE)
-    assert _action(team, action.id).state == "expired"
+    assert stored_action(team, action.id).state == "expired"
     assert "⌛ Expired" in team.slack.message(CHANNEL, action.card_ts or "").text
     assert vote(team, action, "U0BOB").args["text"].startswith("Request #1 expired at")
     assert _patches(cluster) == []
@@ -303,7 +249,7 @@ def test_only_one_remediation_in_flight(team: Workspace) -> None:
     request(team, f"rollback {incident.id}")
     team.command(f"scale {incident.id} payments 6", user="U0BOB")
     team.ephemeral_to("U0BOB", "INC-1 already has remediation #1 pending: payments: deploy/payments")
-    assert _action_count(team) == 1
+    assert action_count(team) == 1
 
 
 def test_concurrent_approvals_execute_once(team: Workspace, cluster: FakeKubernetes) -> None:
@@ -367,7 +313,7 @@ def test_refusals_are_specific(team: Workspace, text: str, reply: str) -> None:
     team.declare()
     team.command(text, user="U0BOB")
     team.ephemeral_to("U0BOB", reply)
-    assert _action_count(team) == 0
+    assert action_count(team) == 0
 
 
 def test_unknown_service_is_refused_in_the_ack(team: Workspace) -> None:
@@ -394,13 +340,13 @@ def test_ecs_rollback_and_scale(team: Workspace, aws: str, monkeypatch: pytest.M
     action = request(team, f"rollback {incident.id}")
     assert "task definition checkout:3 → checkout:2" in action.summary
     vote(team, action, "U0BOB")
-    assert finished(team, action.id).state == "succeeded", _action(team, action.id).result
+    assert finished(team, action.id).state == "succeeded", stored_action(team, action.id).result
     service = ecs.describe_services(cluster="production", services=["checkout"])["services"][0]
     assert service["taskDefinition"].endswith("checkout:2")
 
     action = request(team, f"scale {incident.id} checkout 4")
     vote(team, action, "U0CAROL")
-    assert finished(team, action.id).state == "succeeded", _action(team, action.id).result
+    assert finished(team, action.id).state == "succeeded", stored_action(team, action.id).result
     assert (
         ecs.describe_services(cluster="production", services=["checkout"])["services"][0]["desiredCount"] == 4
     )
@@ -420,3 +366,10 @@ def test_dry_run_shows_what_would_be_sent_and_changes_nothing(
         assert _image(cluster) == "registry/app:1.2"
         assert _patches(cluster) == []
         assert team.channel_posts("🧪 DRY RUN ▶️")
+
+
+def test_show_gives_the_rollback_advice(team: Workspace) -> None:
+    team.declare()
+    team.command("show 1", user="U0BOB")
+    detail = team.ephemeral_to("U0BOB", "*Rollback advice*: Last deployment")
+    assert "✅ the runbook's rollback rule holds" in detail.args["text"]
