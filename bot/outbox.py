@@ -166,6 +166,7 @@ class Deliverer:
         self.batch = batch
         self.worker_id = worker_id or f"tars-{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
+        self._requested = False
         self._senders: dict[str, Callable[[OutboxMessage, Incident], dict[str, Any]]] = {
             "card_post": self._send_card_post,
             "card_refresh": self._send_card_refresh,
@@ -177,21 +178,41 @@ class Deliverer:
             "action_card_refresh": self._send_action_card_refresh,
         }
 
-    def deliver(self, max_messages: int = 1000) -> int:
-        """Send what is due, oldest first, one message per lane at a time; returns how many were sent."""
+    def deliver(self, max_messages: int = 1000, *, wait: bool = False) -> int:
+        """Send what is due, oldest first, one message per lane at a time; returns how many were sent.
+
+        Listener threads call this right after a change with wait=False: if another thread is already
+        delivering (say Slack is rate-limiting and the client is honouring Retry-After), they leave a note for
+        it and return at once, so no listener thread is ever parked here and new requests keep being acked.
+        """
+        self._requested = True
+        if not self._lock.acquire(blocking=wait):
+            return 0
+        sent = 0
+        try:
+            while self._requested:
+                self._requested = False
+                sent += self._deliver_locked(max_messages)
+        finally:
+            self._lock.release()
+        # A request that arrived between the last pass and the release must not wait for the next tick.
+        if self._requested:
+            sent += self.deliver(max_messages, wait=False)
+        return sent
+
+    def _deliver_locked(self, max_messages: int) -> int:
         sent = handled = 0
-        with self._lock:
-            while handled < max_messages:
-                claimed = self._claim()
-                if not claimed:
-                    break
-                # A lane moves on when its head is sent or given up on; a head waiting to retry blocks it.
-                outcomes = [self._deliver_one(message_id) for message_id in claimed]
-                sent += outcomes.count(Outcome.SENT)
-                finished = len(outcomes) - outcomes.count(Outcome.RETRY)
-                handled += finished
-                if finished == 0:
-                    break
+        while handled < max_messages:
+            claimed = self._claim()
+            if not claimed:
+                break
+            # A lane moves on when its head is sent or given up on; a head waiting to retry blocks it.
+            outcomes = [self._deliver_one(message_id) for message_id in claimed]
+            sent += outcomes.count(Outcome.SENT)
+            finished = len(outcomes) - outcomes.count(Outcome.RETRY)
+            handled += finished
+            if finished == 0:
+                break
         return sent
 
     # --- claiming -------------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class Scheduler:
 
     def run_once(self) -> TickResult:
         result = self.tick()
-        self.deliverer.deliver()
+        self.deliverer.deliver(wait=True)
         return result
 
     def _fire_batch(self) -> tuple[int, int]:

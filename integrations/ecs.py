@@ -7,25 +7,16 @@ execution re-reads the service and refuses (TargetChanged) if someone changed it
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from integrations.aws import AwsClients, ClientFactory, call, utc
 from integrations.base import ActionResult, IntegrationError, NothingToDo, TargetChanged
 
 log = logging.getLogger(__name__)
-
-ClientFactory = Callable[[str | None], Any]
-
-# Reads may retry (they are idempotent); a mutating call that timed out may still have been applied, so a
-# blind retry could start a second deployment.
-# total_max_attempts counts the first try; botocore's "max_attempts" counts RETRIES, so max_attempts=1
-# would still send a mutating call twice.
-_READ_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 3}
-_WRITE_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 1}
 
 
 @dataclass(frozen=True)
@@ -95,38 +86,6 @@ def _parse_task_definition_arn(arn: str) -> tuple[str, int]:
     return family, int(revision)
 
 
-def _utc(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    # botocore returns tz-aware datetimes in the local zone; a naive one would be ambiguous, so assume UTC.
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _call(client: Any, operation: str, method: str, *, mutating: bool = False, **params: Any) -> Any:
-    """Run one API call, turning botocore failures into IntegrationError the channel can act on."""
-    # boto3 is only a dev/optional dependency; importing lazily keeps TARS importable without it.
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return getattr(client, method)(**params)
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        code = str(info.get("Code", "Unknown"))
-        message = str(info.get("Message", error))
-        raise IntegrationError(
-            f"AWS {operation}: {code}: {message}",
-            status=error.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
-            details={"operation": operation, "code": code, "message": message},
-        ) from error
-    except BotoCoreError as error:
-        # A transport failure on a write leaves the outcome unknown; say so rather than suggest a retry.
-        unknown = " (the change may or may not have been applied; check before retrying)" if mutating else ""
-        raise IntegrationError(
-            f"AWS {operation}: {type(error).__name__}: {error}{unknown}",
-            details={"operation": operation, "code": type(error).__name__, "message": str(error)},
-        ) from error
-
-
 @dataclass(frozen=True)
 class _Rollout:
     stable: bool
@@ -186,39 +145,19 @@ class EcsServices:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._factory = client_factory
-        self._endpoint_url = endpoint_url
+        self._clients = AwsClients("ecs", client_factory=client_factory, endpoint_url=endpoint_url)
         self.dry_run = dry_run
         self._clock = clock
         self._sleep = sleep
-        self._clients: dict[tuple[str | None, bool], Any] = {}
-        self._lock = threading.Lock()
 
     def _client(self, region: str | None, *, mutating: bool = False) -> Any:
-        # An injected factory owns its own retry policy, so one client serves reads and writes.
-        key = (region, mutating and self._factory is None)
-        with self._lock:
-            if key not in self._clients:
-                if self._factory is not None:
-                    self._clients[key] = self._factory(region)
-                else:
-                    import boto3
-                    from botocore.config import Config
-
-                    retries = _WRITE_RETRIES if mutating else _READ_RETRIES
-                    self._clients[key] = boto3.client(
-                        "ecs",
-                        region_name=region,
-                        endpoint_url=self._endpoint_url,
-                        config=Config(retries=retries),
-                    )
-            return self._clients[key]
+        return self._clients.get(region, mutating=mutating)
 
     # -- reads ------------------------------------------------------------------------------------------
 
     def _describe_service(self, ref: EcsServiceRef) -> dict[str, Any]:
         try:
-            response = _call(
+            response = call(
                 self._client(ref.region),
                 "DescribeServices",
                 "describe_services",
@@ -243,7 +182,7 @@ class EcsServices:
         return services[0]
 
     def _task_definition(self, region: str | None, task_definition: str) -> dict[str, Any]:
-        response = _call(
+        response = call(
             self._client(region),
             "DescribeTaskDefinition",
             "describe_task_definition",
@@ -265,7 +204,7 @@ class EcsServices:
             desired_count=int(service.get("desiredCount", 0)),
             running_count=int(service.get("runningCount", 0)),
             images={c["name"]: c.get("image", "") for c in task_def.get("containerDefinitions", [])},
-            last_deployed_at=_utc(primary.get("createdAt")) if primary else None,
+            last_deployed_at=utc(primary.get("createdAt")) if primary else None,
         )
 
     def _active_revisions(self, region: str | None, family: str) -> dict[int, str]:
@@ -274,7 +213,7 @@ class EcsServices:
         revisions: dict[int, str] = {}
         params: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE", "sort": "DESC"}
         while True:
-            response = _call(client, "ListTaskDefinitions", "list_task_definitions", **params)
+            response = call(client, "ListTaskDefinitions", "list_task_definitions", **params)
             for arn in response.get("taskDefinitionArns", []):
                 arn_family, revision = _parse_task_definition_arn(arn)
                 # Defensive: never let a look-alike family ("payments-worker") supply a rollback target.
@@ -343,7 +282,7 @@ class EcsServices:
                 summary=f"DRY RUN: would update {plan.describe()}",
                 request=request,
             )
-        response = _call(
+        response = call(
             self._client(ref.region, mutating=True),
             "UpdateService",
             "update_service",
@@ -393,7 +332,7 @@ class EcsServices:
             return ActionResult(
                 ok=True, dry_run=True, summary=f"DRY RUN: would set {plan.describe()}", request=request
             )
-        _call(
+        call(
             self._client(ref.region, mutating=True),
             "UpdateService",
             "update_service",

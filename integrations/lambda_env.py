@@ -12,21 +12,13 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.aws import AwsClients, ClientFactory, call
 from integrations.base import ActionResult, IntegrationError, NothingToDo, TargetChanged
-
-ClientFactory = Callable[[str | None], Any]
-
-# Reads may retry; a configuration update that timed out may have landed, so it is never retried blindly.
-# total_max_attempts counts the first try; botocore's "max_attempts" counts RETRIES, so max_attempts=1
-# would still send a mutating call twice.
-_READ_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 3}
-_WRITE_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 1}
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 _MASK = "••••"
@@ -122,32 +114,11 @@ def _call(
     hidden: Iterable[str] = (),
     **params: Any,
 ) -> Any:
-    """Run one API call, turning botocore failures into IntegrationError with secret values scrubbed."""
-    # boto3 is only a dev/optional dependency; importing lazily keeps TARS importable without it.
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    """integrations.aws.call, with secret values (and Lambda's quoted variable map) scrubbed from errors."""
     hidden = list(hidden)
-    try:
-        return getattr(client, method)(**params)
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        code = str(info.get("Code", "Unknown"))
-        message = _scrub(str(info.get("Message", "")), hidden)
-        failure = IntegrationError(
-            f"AWS {operation}: {code}: {message}",
-            status=error.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
-            details={"operation": operation, "code": code, "message": message},
-        )
-    except BotoCoreError as error:
-        unknown = " (the change may or may not have been applied; check before retrying)" if mutating else ""
-        text = _scrub(str(error), hidden)
-        failure = IntegrationError(
-            f"AWS {operation}: {type(error).__name__}: {text}{unknown}",
-            details={"operation": operation, "code": type(error).__name__, "message": text},
-        )
-    # Raised outside the except block so neither __cause__ nor __context__ keeps the botocore error, whose
-    # text is unscrubbed and would reach tracebacks and error reporters.
-    raise failure
+    return call(
+        client, operation, method, mutating=mutating, scrub=lambda text: _scrub(text, hidden), **params
+    )
 
 
 def _local_revision(config: Mapping[str, Any]) -> str:
@@ -175,33 +146,14 @@ class LambdaEnvironment:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._factory = client_factory
-        self._endpoint_url = endpoint_url
+        self._clients = AwsClients("lambda", client_factory=client_factory, endpoint_url=endpoint_url)
         self._region = region
         self.dry_run = dry_run
         self._clock = clock
         self._sleep = sleep
-        self._clients: dict[bool, Any] = {}
-        self._lock = threading.Lock()
 
     def _client(self, *, mutating: bool = False) -> Any:
-        # An injected factory owns its own retry policy, so one client serves reads and writes.
-        key = mutating and self._factory is None
-        with self._lock:
-            if key not in self._clients:
-                if self._factory is not None:
-                    self._clients[key] = self._factory(self._region)
-                else:
-                    import boto3
-                    from botocore.config import Config
-
-                    self._clients[key] = boto3.client(
-                        "lambda",
-                        region_name=self._region,
-                        endpoint_url=self._endpoint_url,
-                        config=Config(retries=_WRITE_RETRIES if mutating else _READ_RETRIES),
-                    )
-            return self._clients[key]
+        return self._clients.get(self._region, mutating=mutating)
 
     def _configuration(self, function: str, hidden: Iterable[str] = ()) -> dict[str, Any]:
         try:

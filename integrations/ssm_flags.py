@@ -7,21 +7,12 @@ records the parameter's version; apply refuses (TargetChanged) if anyone wrote t
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from integrations.aws import AwsClients, ClientFactory, call, utc
 from integrations.base import ActionResult, IntegrationError, NothingToDo, TargetChanged
-
-ClientFactory = Callable[[str | None], Any]
-
-# Reads may retry; a write that timed out may have landed, and a retry would bump the version twice.
-# total_max_attempts counts the first try; botocore's "max_attempts" counts RETRIES, so max_attempts=1
-# would still send a mutating call twice.
-_READ_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 3}
-_WRITE_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 1}
 
 # Parameter Store's own character set for hierarchical names; rejecting early gives a clearer message.
 _PATH = re.compile(r"(/[A-Za-z0-9_.\-]+)+")
@@ -47,37 +38,6 @@ class FlagChangePlan:
         return f"{self.path}: {before} → {self.new_value}"
 
 
-def _utc(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    # botocore returns tz-aware datetimes in the local zone; a naive one would be ambiguous, so assume UTC.
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _call(client: Any, operation: str, method: str, *, mutating: bool = False, **params: Any) -> Any:
-    """Run one API call, turning botocore failures into IntegrationError the channel can act on."""
-    # boto3 is only a dev/optional dependency; importing lazily keeps TARS importable without it.
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return getattr(client, method)(**params)
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        code = str(info.get("Code", "Unknown"))
-        message = str(info.get("Message", error))
-        raise IntegrationError(
-            f"AWS {operation}: {code}: {message}",
-            status=error.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
-            details={"operation": operation, "code": code, "message": message},
-        ) from error
-    except BotoCoreError as error:
-        unknown = " (the change may or may not have been applied; check before retrying)" if mutating else ""
-        raise IntegrationError(
-            f"AWS {operation}: {type(error).__name__}: {error}{unknown}",
-            details={"operation": operation, "code": type(error).__name__, "message": str(error)},
-        ) from error
-
-
 def _check_path(path: str) -> None:
     if not isinstance(path, str) or not _PATH.fullmatch(path):
         raise IntegrationError(
@@ -95,36 +55,17 @@ class FeatureFlags:
         region: str | None = None,
         dry_run: bool = False,
     ) -> None:
-        self._factory = client_factory
-        self._endpoint_url = endpoint_url
+        self._clients = AwsClients("ssm", client_factory=client_factory, endpoint_url=endpoint_url)
         self._region = region
         self.dry_run = dry_run
-        self._clients: dict[bool, Any] = {}
-        self._lock = threading.Lock()
 
     def _client(self, *, mutating: bool = False) -> Any:
-        # An injected factory owns its own retry policy, so one client serves reads and writes.
-        key = mutating and self._factory is None
-        with self._lock:
-            if key not in self._clients:
-                if self._factory is not None:
-                    self._clients[key] = self._factory(self._region)
-                else:
-                    import boto3
-                    from botocore.config import Config
-
-                    self._clients[key] = boto3.client(
-                        "ssm",
-                        region_name=self._region,
-                        endpoint_url=self._endpoint_url,
-                        config=Config(retries=_WRITE_RETRIES if mutating else _READ_RETRIES),
-                    )
-            return self._clients[key]
+        return self._clients.get(self._region, mutating=mutating)
 
     def _get(self, path: str) -> dict[str, Any] | None:
         _check_path(path)
         try:
-            response = _call(self._client(), "GetParameter", "get_parameter", Name=path)
+            response = call(self._client(), "GetParameter", "get_parameter", Name=path)
         except IntegrationError as error:
             if error.details.get("code") == "ParameterNotFound":
                 return None
@@ -137,7 +78,7 @@ class FeatureFlags:
             path=parameter["Name"],
             value=parameter["Value"],
             version=int(parameter["Version"]),
-            last_modified=_utc(parameter.get("LastModifiedDate")),
+            last_modified=utc(parameter.get("LastModifiedDate")),
         )
 
     def read(self, path: str) -> FlagValue | None:
@@ -191,7 +132,7 @@ class FeatureFlags:
                 request=request,
             )
         try:
-            response = _call(
+            response = call(
                 self._client(mutating=True), "PutParameter", "put_parameter", mutating=True, **params
             )
         except IntegrationError as error:
@@ -233,7 +174,7 @@ class FeatureFlags:
         entries: list[FlagValue] = []
         while True:
             try:
-                response = _call(client, "GetParameterHistory", "get_parameter_history", **params)
+                response = call(client, "GetParameterHistory", "get_parameter_history", **params)
             except IntegrationError as error:
                 if error.details.get("code") == "ParameterNotFound":
                     return []

@@ -116,6 +116,6 @@ def test_a_permanent_slack_error_is_recorded_not_retried_forever(workspace: Work
     incident = workspace.declare()
     workspace.slack.fail("chat.postMessage", status=200, error="not_in_channel", times=1)
     workspace.command(f"update {incident.id} Findings nobody will see")
-    workspace.wait_until(lambda: workspace.pending_announcements() == 0)
+    workspace.wait_until(lambda: workspace.pending_announcements() == 0, timeout=15)
     failure = next(e for e in workspace.timeline(incident.id) if e.kind == "announcement_failed")
     assert "not_in_channel" in failure.text

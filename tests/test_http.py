@@ -67,3 +67,40 @@ def test_commands_are_acked_before_slack_work_finishes(
     assert response.status == 200
     assert elapsed < 1.0, f"ack took {elapsed:.2f}s"
     workspace.slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == CHANNEL, timeout=10)
+
+
+def test_a_slow_slack_never_stops_tars_from_acking_a_burst_of_commands(workspace: Workspace) -> None:
+    """More commands than listener threads, while every post takes seconds: each is still acked at once."""
+    import threading
+
+    incident = workspace.declare()
+    workspace.slack.delay("chat.postMessage", seconds=2.0)
+    workspace.slack.delay("chat.update", seconds=2.0)
+    timings: list[tuple[int, float]] = []
+
+    def update(number: int) -> None:
+        started = time.monotonic()
+        response = workspace.client.slash_command(
+            f"update {incident.id} Finding number {number}", user_id="U0BOB", channel_id=CHANNEL
+        )
+        timings.append((response.status, time.monotonic() - started))
+
+    threads = [threading.Thread(target=update, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [status for status, _ in timings] == [200] * 12
+    assert max(elapsed for _, elapsed in timings) < 1.5, timings
+    workspace.slack.delay("chat.postMessage", seconds=0)
+    workspace.slack.delay("chat.update", seconds=0)
+
+    # Every update is either posted or (SQLite has no row locks, so concurrent edits of one incident can
+    # collide) answered with "try again"; none is lost silently.
+    def accounted_for() -> int:
+        retries = [
+            c for c in workspace.slack.ephemerals(user="U0BOB") if "same moment" in str(c.args.get("text"))
+        ]
+        return len(workspace.channel_posts("📊")) + len(retries)
+
+    workspace.wait_until(lambda: accounted_for() == 12, timeout=60)
