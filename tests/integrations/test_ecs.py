@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -10,21 +10,14 @@ import pytest
 
 from integrations.base import IntegrationError, NothingToDo, TargetChanged
 from integrations.ecs import EcsServiceRef, EcsServices
-from tests.integrations.aws_fixtures import FakeClock, client, client_factory, moto_server, reset_moto
+from tests.integrations.aws_fixtures import (
+    FakeClock,
+    client,
+    client_factory,
+)
 
 CLUSTER = "production"
 REF = EcsServiceRef(cluster=CLUSTER, service="payments")
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture(autouse=True)
-def _fresh_moto(endpoint: str) -> None:
-    reset_moto(endpoint)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,8 +17,6 @@ from tests.integrations.aws_fixtures import (
     FakeClock,
     client,
     client_factory,
-    moto_server,
-    reset_moto,
 )
 
 FUNCTION = "payments-webhook"
@@ -32,17 +29,6 @@ ORIGINAL = {
     "DB_PASSWORD": OLD_PASSWORD,
     "DATABASE_URL": f"postgres://app:{URL_PASSWORD}@db:5432/app",
 }
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture(autouse=True)
-def _fresh_moto(endpoint: str) -> None:
-    reset_moto(endpoint)
 
 
 @pytest.fixture

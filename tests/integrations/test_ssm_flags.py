@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
@@ -10,20 +9,13 @@ import pytest
 
 from integrations.base import IntegrationError, NothingToDo, TargetChanged
 from integrations.ssm_flags import FeatureFlags
-from tests.integrations.aws_fixtures import REGION, client, client_factory, moto_server, reset_moto
+from tests.integrations.aws_fixtures import (
+    REGION,
+    client,
+    client_factory,
+)
 
 FLAG = "/production/payments/payment.new_processor.enabled"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture(autouse=True)
-def _fresh_moto(endpoint: str) -> None:
-    reset_moto(endpoint)
 
 
 @pytest.fixture
