@@ -97,10 +97,10 @@ class Scheduler:
             for ids, late in ((on_time_ids, False), (late_ids, True)):
                 if ids:
                     session.execute(
-                        update(Reminder)
-                        .where(Reminder.id.in_(ids))
+                        # The table, not the entity: no ORM bookkeeping for rows this session will not touch again.
+                        update(Reminder.__table__)
+                        .where(Reminder.__table__.c.id.in_(ids))
                         .values(state=ReminderState.DONE.value, done_at=now, late=late)
-                        .execution_options(synchronize_session=False)
                     )
             for change, incident_ids in incident_changes.items():
                 # Core, not ORM: these columns are TARS's own bookkeeping, so they do not bump the version that
