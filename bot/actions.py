@@ -121,7 +121,7 @@ class ActionService:
         action = ActionRequest(
             incident_id=incident.id,
             kind=planned.action_kind,
-            service=planned.summary.split(":", 1)[0],
+            service=planned.service,
             params=planned.params,
             snapshot=planned.snapshot,
             summary=planned.summary,

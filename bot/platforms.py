@@ -35,6 +35,7 @@ class Planned:
     snapshot: dict[str, Any]  # the facts approvers saw; execution refuses if they changed
     last_deployed_at: datetime | None
     audit: dict[str, Any] | None = None  # what may be written to the timeline (params can hold secrets)
+    service: str = ""  # the catalog service the change is for
 
     @property
     def action_kind(self) -> str:
@@ -88,6 +89,7 @@ class Platforms:
                 {"to_revision": plan.to_revision},
                 {"revision": snap.revision, "images": snap.images},
                 snap.last_deployed_at,
+                service=service,
             )
         plan_ecs = self.ecs.plan_rollback(self._ecs_ref(entry), to_revision)
         ecs_snap = plan_ecs.snapshot
@@ -98,6 +100,7 @@ class Platforms:
             {"to_revision": plan_ecs.to_revision},
             {"task_definition_arn": ecs_snap.task_definition_arn},
             ecs_snap.last_deployed_at,
+            service=service,
         )
 
     def plan_scale(self, service: str, replicas: int) -> Planned:
@@ -117,6 +120,7 @@ class Platforms:
                 {"replicas": replicas},
                 {"replicas": snap.replicas},
                 snap.last_deployed_at,
+                service=service,
             )
         plan_ecs = self.ecs.plan_scale(self._ecs_ref(entry), replicas)
         return Planned(
@@ -126,6 +130,7 @@ class Platforms:
             {"replicas": replicas},
             {"desired_count": plan_ecs.snapshot.desired_count},
             plan_ecs.snapshot.last_deployed_at,
+            service=service,
         )
 
     def plan_flag(self, name: str, value: str) -> Planned:
@@ -146,6 +151,7 @@ class Platforms:
             {"flag": name, "path": path, "value": value},
             {"version": current.version if current else None, "value": current.value if current else None},
             None,
+            service=flag.service,
         )
 
     def plan_env(self, service: str, function: str, changes: dict[str, str]) -> Planned:
@@ -168,6 +174,7 @@ class Platforms:
             {"revision_id": plan.snapshot.revision_id},
             None,
             audit={"function": function, "diff": plan.diff_lines()},
+            service=service,
         )
 
     def last_deployed_at(self, service: str) -> datetime | None:
