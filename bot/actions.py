@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from bot import rendering
 from bot.clock import Clock
@@ -29,14 +30,25 @@ from bot.platforms import Planned
 
 log = logging.getLogger(__name__)
 
+# Longer than the slowest run (rollout follow times out after 10 minutes) with a wide margin.
+ABANDONED_AFTER = timedelta(minutes=30)
+
 
 class ApproverDirectory:
     """Who is an approver: `approvers.users`, plus members of `approvers.usergroup` (cached briefly)."""
 
-    def __init__(self, client: WebClient, config: ApproversConfig, *, cache_seconds: float = 60) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        config: ApproversConfig,
+        *,
+        cache_seconds: float = 60,
+        stale_limit: float = 600,
+    ) -> None:
         self.client = client
         self.config = config
         self.cache_seconds = cache_seconds
+        self.stale_limit = stale_limit
         self._members: set[str] = set()
         self._fetched_at = 0.0
         self._lock = threading.Lock()
@@ -60,8 +72,11 @@ class ApproverDirectory:
                     self._members = set(response.get("users", []))
                     self._fetched_at = time.monotonic()
                 except SlackApiError:
-                    # Fail closed: an unknown membership approves nobody, but keep the last good answer.
+                    # Keep the last good answer for a little while, then fail closed: someone removed from the
+                    # group must not keep approving just because Slack's API is down.
                     log.exception("could not list members of %s", self.config.usergroup)
+                    if time.monotonic() - self._fetched_at > self.stale_limit:
+                        self._members = set()
             return set(self._members)
 
 
@@ -104,11 +119,33 @@ class ActionService:
 
     def refuse_if_busy(self, session: Session, incident: Incident) -> None:
         busy = self.in_flight(session, incident.id)
+        if busy is not None and self._abandoned(busy):
+            busy.state = ActionState.FAILED.value
+            busy.finished_at = self.clock.now()
+            busy.result = {
+                "ok": False,
+                "summary": "TARS lost track of this run (it restarted); check the target by hand",
+            }
+            self.incidents.record(
+                session,
+                incident,
+                actor="tars",
+                kind="action_failed",
+                text=f"{busy.ref} abandoned: TARS restarted while running it; check the target by hand",
+                data={"action_id": busy.id, "abandoned": True},
+            )
+            session.flush()
+            busy = None
         if busy is not None:
             raise IllegalTransition(
                 f"{incident.ref} already has remediation {busy.ref} {busy.state_enum.value}: {busy.summary}. "
                 "The runbook says not to apply several fixes at once; wait for it, or deny it first."
             )
+
+    def _abandoned(self, action: ActionRequest) -> bool:
+        """Executing for far longer than any run takes: the process running it is gone."""
+        started = action.decided_at or action.requested_at
+        return action.state_enum == ActionState.EXECUTING and self.clock.now() - started > ABANDONED_AFTER
 
     def create(
         self, session: Session, incident_id: int, planned: Planned, *, actor: str, advice: str | None
@@ -169,6 +206,14 @@ class ActionService:
 
         if action.state_enum != ActionState.PENDING:
             return Vote(VoteOutcome.REFUSED, rendering.action_outcome_text(action), action, incident)
+        if not incident.is_open:
+            self.expire(session, action, incident, reason=f"{incident.ref} was resolved")
+            return Vote(
+                VoteOutcome.EXPIRED,
+                f"{incident.ref} is resolved, so request {action.ref} was retired; nothing was changed.",
+                action,
+                incident,
+            )
         if now >= action.expires_at:
             self.expire(session, action, incident)
             return Vote(
@@ -208,7 +253,13 @@ class ActionService:
                 data={"action_id": action.id},
             )
             return Vote(VoteOutcome.DENIED, f"You {verb} {action.ref}.", action, incident)
+        action.required_approvals = max(
+            action.required_approvals, self.policy.approvals_required.for_severity(incident.severity)
+        )
         approvals = len(action.approvers)
+        # Writing the row on every vote makes concurrent votes collide on its version column, so on SQLite
+        # (no row locks) the later vote is retried and counts the earlier one instead of both seeing zero.
+        flag_modified(action, "required_approvals")
         self.incidents.record(
             session,
             incident,
@@ -230,9 +281,13 @@ class ActionService:
         action.decided_at = now
         return Vote(VoteOutcome.EXECUTE, f"Approved; running {action.ref} now.", action, incident)
 
-    def expire(self, session: Session, action: ActionRequest, incident: Incident) -> None:
+    def expire(
+        self, session: Session, action: ActionRequest, incident: Incident, *, reason: str | None = None
+    ) -> None:
         action.state = ActionState.EXPIRED.value
         action.decided_at = self.clock.now()
+        if reason:
+            action.result = {"ok": False, "summary": f"retired: {reason}"}
         self.incidents.record(
             session,
             incident,

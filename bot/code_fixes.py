@@ -161,6 +161,8 @@ class CodeFixFlows:
                 return f"Not merged: {error.message}"
         if result.details.get("already_merged"):
             return f"{result.summary}; nothing to do."
+        if result.dry_run:
+            return f"DRY RUN: {result.summary}; nothing was merged."
         with transaction(self.sessions) as session:
             stored = self.incidents.get(session, incident_id)
             text = f"🔀 {stored.ref}: <@{actor}> merged {result.summary}"

@@ -316,7 +316,7 @@ def parse_users_affected(value: str | None, usage: str) -> int | None:
     if value is None or value == "":
         return None
     cleaned = value.replace(",", "").replace("_", "")
-    if not cleaned.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", cleaned):
         raise UsageError(
             f"`users={value}` must be a whole number of users, e.g. `users=1200`.\nUsage: `{usage}`"
         )
@@ -348,7 +348,7 @@ def _parse_rollback(rest: str, known: Iterable[str]) -> Command:
         return RollbackByCommit(incident_id, service, options["commit"].lower())
     to_revision = None
     if "to" in options:
-        if not options["to"].isdigit() or int(options["to"]) == 0:
+        if not re.fullmatch(r"[0-9]{1,6}", options["to"]) or int(options["to"]) == 0:
             raise UsageError(
                 f"`to={options['to']}` must be a revision number, e.g. `to=6`.\nUsage: `{usage}`"
             )
@@ -366,7 +366,7 @@ def _parse_scale(rest: str, known: Iterable[str]) -> Command:
     _require(parts, 3, "the number of replicas", usage)
     if len(parts) > 3:
         raise UsageError(f"`scale` takes the incident, the service and a number.\nUsage: `{usage}`")
-    if not parts[2].isdigit():
+    if not re.fullmatch(r"[0-9]{1,4}", parts[2]):
         raise UsageError(f"`{parts[2]}` is not a number of replicas.\nUsage: `{usage}`")
     return RequestScale(incident_id, service, int(parts[2]))
 

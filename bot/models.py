@@ -103,6 +103,7 @@ class ReminderState(StrEnum):
     PENDING = "pending"
     DONE = "done"
     CANCELLED = "cancelled"
+    FAILED = "failed"  # its handler raised; set aside (and logged) so the others still go out
 
 
 class Reminder(Base):

@@ -154,7 +154,8 @@ class Deliverer:
         pagerduty: PagerDutyEvents,
         clock: Clock,
         *,
-        lease: timedelta = timedelta(seconds=60),
+        # Longer than the slowest send: the client may wait out Retry-After (twice) and a 10 s timeout.
+        lease: timedelta = timedelta(minutes=5),
         batch: int = 50,
         worker_id: str | None = None,
     ) -> None:
@@ -273,14 +274,26 @@ class Deliverer:
         self._mark_sent(message, incident, result)
         return Outcome.SENT
 
+    def _still_mine(self, message: OutboxMessage) -> tuple[Any, ...]:
+        """Bookkeeping applies only while this worker holds the lease, so a slow holder never overwrites a
+        replica that took the message over after the lease ran out."""
+        return (
+            OutboxMessage.id == message.id,
+            OutboxMessage.locked_by == self.worker_id,
+            OutboxMessage.state == OutboxState.PENDING.value,
+        )
+
     def _mark_sent(self, message: OutboxMessage, incident: Incident, result: dict[str, Any]) -> None:
         now = self.clock.now()
         with transaction(self.sessions) as session:
-            session.execute(
+            marked = session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message.id)
+                .where(*self._still_mine(message))
                 .values(state=OutboxState.SENT.value, sent_at=now, result=result, locked_until=None)
             )
+            if marked.rowcount == 0:  # another replica took it over; its bookkeeping wins
+                log.warning("outbox %s was taken over by another worker while this one sent it", message.id)
+                return
             if message.kind == "card_post":
                 session.execute(
                     update(Incident)
@@ -323,7 +336,7 @@ class Deliverer:
         with transaction(self.sessions) as session:
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message.id)
+                .where(*self._still_mine(message))
                 .values(
                     attempts=attempts,
                     next_attempt_at=self.clock.now() + backoff,
@@ -337,7 +350,7 @@ class Deliverer:
         with transaction(self.sessions) as session:
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message.id)
+                .where(*self._still_mine(message))
                 .values(state=OutboxState.FAILED.value, locked_until=None, last_error=reason)
             )
             session.add(

@@ -210,6 +210,11 @@ class Platforms:
             detail = ", ".join(f"{key} was {was} and is now {now}" for key, (was, now) in changed.items())
             raise TargetChanged(f"{service} changed since the request ({detail}); make a new request.")
         if kind == FLAG:
+            if planned.params["path"] != params["path"]:
+                raise TargetChanged(
+                    f"the catalog now keeps `{params['flag']}` at {planned.params['path']}, not {params['path']}; "
+                    "make a new request."
+                )
             return self.flags.apply(self.flags.plan(str(params["path"]), str(params["value"])))
         if kind == ENV:
             return self.lambdas.apply(self.lambdas.plan(str(params["function"]), dict(params["changes"])))

@@ -200,6 +200,14 @@ class RemediationFlows:
             )
 
     def _run(self, action_id: int) -> None:
+        with self.sessions() as session:
+            action = self.actions.get(session, action_id)
+            resolved = not self.incidents.get(session, action.incident_id).is_open
+        if resolved:  # resolved between the approval and now: do nothing to production
+            self._finish(
+                action_id, ok=False, summary="not run: the incident was resolved meanwhile", details={}
+            )
+            return
         with transaction(self.sessions) as session:
             action = self.actions.get(session, action_id)
             incident = self.incidents.get(session, action.incident_id)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import rendering
@@ -158,7 +158,20 @@ class Planner:
                 self.schedule(session, incident.id, ReminderKind.ESCALATION, due, {"level": level})
 
     def on_resolved(self, session: Session, incident: Incident) -> None:
-        self.cancel(session, incident.id, ReminderKind.UPDATE, ReminderKind.ESCALATION)
+        self.cancel(
+            session, incident.id, ReminderKind.UPDATE, ReminderKind.ESCALATION, ReminderKind.ACTION_EXPIRY
+        )
+        # A remediation still waiting for approval must not run against a resolved incident.
+        pending = session.scalars(
+            select(ActionRequest).where(
+                ActionRequest.incident_id == incident.id, ActionRequest.state == ActionState.PENDING.value
+            )
+        ).all()
+        for action in pending:
+            action.state = ActionState.EXPIRED.value
+            action.decided_at = self.clock.now()
+            action.result = {"ok": False, "summary": f"retired: {incident.ref} was resolved"}
+            self.outbox.refresh_action_card(session, incident, action.id)
         if incident.postmortem_due_at is not None:
             day_before = incident.postmortem_due_at - timedelta(hours=24)
             if day_before > self.clock.now():

@@ -28,6 +28,12 @@ from bot.reminders import ReminderHandlers
 log = logging.getLogger(__name__)
 
 
+class ReminderFailed(Exception):
+    def __init__(self, reminder_id: int) -> None:
+        super().__init__(f"reminder {reminder_id} failed")
+        self.reminder_id = reminder_id
+
+
 @dataclass(frozen=True)
 class TickResult:
     fired: int
@@ -60,7 +66,13 @@ class Scheduler:
         fired = late = 0
         with self._lock:
             while True:
-                count, late_count = self._fire_batch()
+                try:
+                    count, late_count = self._fire_batch()
+                except ReminderFailed as failed:
+                    # Roll back the batch, set the one bad reminder aside, and go again: one broken row must
+                    # never hold back every escalation and update behind it.
+                    self._set_aside(failed.reminder_id, failed.__cause__)
+                    continue
                 fired += count
                 late += late_count
                 if count < self.batch:
@@ -90,7 +102,10 @@ class Scheduler:
             for reminder, incident in rows:
                 late = now - reminder.due_at > self.late_after
                 (late_ids if late else on_time_ids).append(reminder.id)
-                changes = self.handlers.fire(session, reminder, incident, now=now, late=late)
+                try:
+                    changes = self.handlers.fire(session, reminder, incident, now=now, late=late)
+                except Exception as error:
+                    raise ReminderFailed(reminder.id) from error
                 if changes:
                     incident_changes[tuple(sorted(changes.items()))].append(incident.id)
             # One statement per kind of change instead of one per row keeps the tick's cost flat.
@@ -109,6 +124,15 @@ class Scheduler:
                     update(Incident.__table__).where(Incident.id.in_(incident_ids)).values(dict(change))
                 )
         return len(rows), len(late_ids)
+
+    def _set_aside(self, reminder_id: int, error: BaseException | None) -> None:
+        log.error("reminder %s failed and was set aside", reminder_id, exc_info=error)
+        with transaction(self.sessions) as session:
+            session.execute(
+                update(Reminder.__table__)
+                .where(Reminder.__table__.c.id == reminder_id)
+                .values(state=ReminderState.FAILED.value, done_at=self.clock.now())
+            )
 
     # --- the background driver ------------------------------------------------------------------------------
 

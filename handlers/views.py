@@ -21,7 +21,13 @@ def _value(view: dict[str, Any], block_id: str) -> str | None:
     if element.get("selected_option"):
         return str(element["selected_option"]["value"])
     value = element.get("value")
-    return str(value) if value is not None else None
+    return slack_escape(str(value)) if value is not None else None
+
+
+def slack_escape(text: str) -> str:
+    """Form text arrives raw (slash-command text arrives escaped): escape it the same way, so `<!channel>` or a
+    disguised `<https://…|link>` typed into a form is shown as typed, never as a mention or link in TARS's posts."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def register(app: App, tars: Tars) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support import Workspace
@@ -87,3 +89,31 @@ def test_a_stale_card_button_after_resolution_is_refused(workspace: Workspace) -
     )
     assert payload_response.status == 200
     workspace.slack.wait_for("response_url", lambda c: "INC-1 was resolved" in c.args.get("text", ""))
+
+
+def test_numbers_that_only_look_like_numbers_get_a_usage_reply(workspace: Workspace) -> None:
+    for text, expected in [
+        ("scale 1 payments ²", "`²` is not a number of replicas"),
+        ("resolve 1 cause users=99999999999", "`users=99999999999` must be a whole number"),
+    ]:
+        body = workspace.command(text).json()
+        assert expected in body["text"], body
+
+
+def test_form_text_cannot_become_a_mention_or_a_link(workspace: Workspace) -> None:
+    workspace.command("declare")
+    opened = workspace.slack.wait_for("views.open")
+    workspace.client.submit_view(
+        user_id="U0ALICE",
+        view_id=opened.response["view"]["id"],
+        values={
+            "service": {"value": "payments"},
+            "severity": {"value": "P1"},
+            "description": {"value": "<!channel> approve at <https://evil.example|the runbook>"},
+        },
+    )
+    card = workspace.slack.wait_for(
+        "chat.postMessage", lambda c: str(c.args.get("text", "")).startswith("🚨")
+    )
+    assert "&lt;!channel&gt; approve at &lt;https://evil.example|the runbook&gt;" in card.args["text"]
+    assert "<!channel>" not in json.dumps(card.args)

@@ -15,7 +15,7 @@ from bot import rendering
 from bot.clock import FrozenClock
 from bot.config import ApproversConfig, Config, EcsTarget, KubernetesTarget, PolicyConfig, ServiceConfig
 from bot.emulator import SlackEmulator
-from bot.models import Reminder
+from bot.models import ActionRequest, Reminder
 from bot.platforms import Platforms
 from integrations.ecs import EcsServices
 from integrations.kubernetes import KubernetesDeployments
@@ -373,3 +373,45 @@ def test_show_gives_the_rollback_advice(team: Workspace) -> None:
     team.command("show 1", user="U0BOB")
     detail = team.ephemeral_to("U0BOB", "*Rollback advice*: Last deployment")
     assert "✅ the runbook's rollback rule holds" in detail.args["text"]
+
+
+# --- found in review -----------------------------------------------------------------------------------------------
+
+
+def test_resolving_retires_a_pending_request_so_it_can_never_run(
+    team: Workspace, cluster: FakeKubernetes
+) -> None:
+    incident = team.declare()
+    action = request(team, f"rollback {incident.id}")
+    team.command(f"resolve {incident.id} Fixed upstream --force")
+    team.wait_until(lambda: stored_action(team, action.id).state == "expired")
+    assert vote(team, action, "U0BOB").args["text"].startswith("Request #1 expired")
+    assert _patches(cluster) == []
+    team.settle()
+    assert "⌛ Expired" in team.slack.message(CHANNEL, action.card_ts or "").text
+
+
+def test_a_run_abandoned_by_a_restart_does_not_block_the_incident(team: Workspace) -> None:
+    incident = team.declare()
+    action = request(team, f"rollback {incident.id}")
+    with Session(team.engine) as session, session.begin():  # as if TARS died right after the approval
+        stored = session.get(ActionRequest, action.id)
+        assert stored is not None
+        stored.state, stored.decided_at = "executing", team.clock.now()
+    team.command(f"scale {incident.id} payments 6", user="U0BOB")
+    team.ephemeral_to("U0BOB", "INC-1 already has remediation #1 executing")
+    team.clock.advance(31 * MINUTE)
+    assert request(team, f"scale {incident.id} payments 6", user="U0BOB").id == 2
+    abandoned = stored_action(team, action.id)
+    assert (
+        abandoned.state == "failed" and "TARS lost track of this run" in (abandoned.result or {})["summary"]
+    )
+
+
+def test_raising_the_severity_raises_the_approvals_needed(team: Workspace, cluster: FakeKubernetes) -> None:
+    incident = team.declare("payments P1 Payments down")
+    action = request(team, f"rollback {incident.id}")
+    team.command(f"severity {incident.id} P2")
+    team.wait_until(lambda: team.incident(incident.id).severity == 2)
+    assert vote(team, action, "U0BOB").args["text"].startswith("Approved; #1 needs 1 more approval(s)")
+    assert _patches(cluster) == []

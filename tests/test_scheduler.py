@@ -345,3 +345,28 @@ def test_a_restarted_tars_posts_what_became_due_while_it_was_down_once_marked_la
         assert len(again.channel_posts("📊")) == 2
         assert "⏰ Late" not in again.channel_posts("📊")[1].args["text"]
         assert again.channel_posts("📊")[1].args["channel"] == CHANNEL
+
+
+def test_a_broken_reminder_is_set_aside_and_the_others_still_go_out(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    with Session(workspace.engine) as session, session.begin():
+        session.add(
+            Reminder(
+                incident_id=incident.id,
+                kind="action_expiry",
+                due_at=workspace.clock.now(),
+                payload={"action_id": "not-a-number"},
+                state="pending",
+                created_at=workspace.clock.now(),
+                late=False,
+            )
+        )
+    workspace.later(30 * MINUTE)
+    assert len(workspace.channel_posts("📊")) == 1  # the update due at 09:30 still went out
+    with Session(workspace.engine) as session:
+        states = dict(
+            session.execute(
+                select(Reminder.kind, Reminder.state).where(Reminder.kind == "action_expiry")
+            ).all()
+        )
+    assert states == {"action_expiry": "failed"}
