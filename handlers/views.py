@@ -10,7 +10,7 @@ from slack_bolt import Ack, App
 from bot import rendering
 from bot.code_fixes import HotfixFields
 from bot.commands import Declare, parse_severity, parse_users_affected
-from bot.errors import UsageError
+from bot.errors import IllegalTransition, UsageError
 from bot.runtime import Tars
 from handlers.errors import guarded
 from handlers.replies import origin_channel
@@ -71,13 +71,19 @@ def register(app: App, tars: Tars) -> None:
         ack()
         incident_id = int(json.loads(view["private_metadata"])["incident_id"])
         force_choice = view["state"]["values"].get("force", {}).get("value", {}).get("selected_options") or []
-        tars.flows.resolve(
-            incident_id,
-            root_cause=root_cause,
-            users_affected=users,
-            actor=body["user"]["id"],
-            force=any(option.get("value") == "force" for option in force_choice),
-        )
+        try:
+            tars.flows.resolve(
+                incident_id,
+                root_cause=root_cause,
+                users_affected=users,
+                actor=body["user"]["id"],
+                force=any(option.get("value") == "force" for option in force_choice),
+            )
+        except IllegalTransition as refused:
+            # The form is closed by now; hand back what was typed so nobody retypes it at 3 a.m.
+            raise IllegalTransition(
+                f"{refused.message}\nYour root cause, to paste again: {root_cause}"
+            ) from refused
 
     @app.view(rendering.HOTFIX_VIEW)
     @guarded

@@ -117,3 +117,18 @@ def test_form_text_cannot_become_a_mention_or_a_link(workspace: Workspace) -> No
     )
     assert "&lt;!channel&gt; approve at &lt;https://evil.example|the runbook&gt;" in card.args["text"]
     assert "<!channel>" not in json.dumps(card.args)
+
+
+def test_a_refused_resolve_form_hands_back_the_root_cause(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    workspace.click(incident.id, "incident_resolve", user="U0BOB")
+    opened = workspace.slack.wait_for("views.open")
+    workspace.client.submit_view(
+        user_id="U0BOB",
+        view_id=opened.response["view"]["id"],
+        values={"root_cause": {"value": "Pool exhausted by the new processor"}},
+    )
+    refusal = workspace.slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == "U0BOB")
+    assert "not Monitoring" in refusal.args["text"]
+    assert "Your root cause, to paste again: Pool exhausted by the new processor" in refusal.args["text"]
+    assert workspace.incident(incident.id).status == "investigating"
