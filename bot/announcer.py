@@ -1,49 +1,23 @@
-"""Posting to Slack: the incident card, its thread notes, the 📊/✅ templates and on-call pages.
+"""Slack Web API calls the delivery engine makes: post, update, open a DM, and find an earlier post.
 
-Uses slack_sdk's WebClient only (never Bolt request objects), so flows and later the scheduler share it.
+Uses slack_sdk's WebClient only (never Bolt request objects). Every post carries message metadata naming the
+outbox rows it delivers, so a post whose answer was lost can be found again instead of being sent twice.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_sdk import WebClient
 
-from bot import rendering
-from bot.models import Incident
-
-log = logging.getLogger(__name__)
+METADATA_EVENT = "tars_outbox"
+# How far back to look for a post whose outcome was lost; it was sent seconds to minutes ago.
+LOOKBACK_MESSAGES = 200
 
 
 class Announcer:
     def __init__(self, client: WebClient) -> None:
         self.client = client
-
-    def post_card(self, incident: Incident, channel_id: str) -> str:
-        response = self.client.chat_postMessage(
-            channel=channel_id,
-            text=rendering.card_text(incident),
-            blocks=rendering.card_blocks(incident),
-            unfurl_links=False,
-        )
-        return str(response["ts"])
-
-    def refresh_card(self, incident: Incident) -> None:
-        """Re-render the card from the incident as it is now (not as it was when the change was queued)."""
-        if not incident.channel_id or not incident.card_ts:
-            log.warning("%s has no card to refresh", incident.ref)
-            return
-        self.client.chat_update(
-            channel=incident.channel_id,
-            ts=incident.card_ts,
-            text=rendering.card_text(incident),
-            blocks=rendering.card_blocks(incident),
-        )
-
-    def thread_note(self, incident: Incident, note: str) -> None:
-        if incident.channel_id and incident.card_ts:
-            self.client.chat_postMessage(channel=incident.channel_id, thread_ts=incident.card_ts, text=note)
 
     def post(
         self,
@@ -52,16 +26,46 @@ class Announcer:
         blocks: list[dict[str, Any]] | None = None,
         *,
         thread_ts: str | None = None,
+        outbox_id: int | None = None,
+        sent_with: list[int] | None = None,
     ) -> str:
+        metadata = None
+        if outbox_id is not None:
+            metadata = {
+                "event_type": METADATA_EVENT,
+                "event_payload": {"outbox_id": outbox_id, "outbox_ids": sent_with or [outbox_id]},
+            }
         response = self.client.chat_postMessage(
-            channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            metadata=metadata,
         )
         return str(response["ts"])
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
 
-    def direct_message(self, user_id: str, text: str) -> str:
+    def open_dm(self, user_id: str) -> str:
         opened = self.client.conversations_open(users=user_id)
-        response = self.client.chat_postMessage(channel=opened["channel"]["id"], text=text)
-        return str(response["ts"])
+        return str(opened["channel"]["id"])
+
+    def find_posted(self, channel: str, outbox_id: int, *, thread_ts: str | None = None) -> str | None:
+        """The ts of the message that delivered `outbox_id`, if Slack has it."""
+        if thread_ts:
+            response = self.client.conversations_replies(
+                channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKBACK_MESSAGES
+            )
+        else:
+            response = self.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=LOOKBACK_MESSAGES
+            )
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") != METADATA_EVENT:
+                continue
+            if outbox_id in (metadata.get("event_payload") or {}).get("outbox_ids", []):
+                return str(message["ts"])
+        return None

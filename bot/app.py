@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
 from bot.actions import ActionService, ApproverDirectory
@@ -18,9 +17,10 @@ from bot.clock import Clock, SystemClock
 from bot.code_fixes import CodeFixFlows
 from bot.config import Config, ConfigError
 from bot.db import make_engine, make_session_factory
+from bot.delivery import DeliveryEngine
 from bot.flows import IncidentFlows
 from bot.incidents import IncidentService
-from bot.outbox import Deliverer, Outbox
+from bot.outbox import Outbox, wake_on_commit
 from bot.platforms import Platforms
 from bot.remediation import RemediationFlows
 from bot.reminders import Pager, Planner, ReminderHandlers
@@ -34,12 +34,10 @@ log = logging.getLogger(__name__)
 
 
 def make_slack_client(config: Config) -> WebClient:
+    # No retry handlers: the delivery engine decides about retries (a dropped connection may have posted, and a
+    # 429 is waited out by the engine, not by a sleeping worker that holds a lane).
     return WebClient(
-        token=config.slack_bot_token,
-        base_url=config.slack_api_url,
-        timeout=10,
-        # A 429 means Slack did not act on the call, so retrying it cannot double-post.
-        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+        token=config.slack_bot_token, base_url=config.slack_api_url, timeout=10, retry_handlers=[]
     )
 
 
@@ -58,13 +56,14 @@ def build_tars(
     outbox = Outbox(clock)
     planner = Planner(clock, config.policy, config.services, outbox)
     pager = Pager(outbox, config.services)
-    deliverer = Deliverer(sessions, Announcer(client), PagerDutyEvents(config.pagerduty.events_url), clock)
-    service = IncidentService(clock, config.services, config.policy, planner)
-    flows = IncidentFlows(
-        sessions, service, outbox, pager, deliverer, incidents_channel=config.incidents_channel
+    delivery = DeliveryEngine(
+        sessions, Announcer(client), PagerDutyEvents(config.pagerduty.events_url), clock
     )
+    wake_on_commit(sessions, delivery.wake)
+    service = IncidentService(clock, config.services, config.policy, planner)
+    flows = IncidentFlows(sessions, service, outbox, pager, incidents_channel=config.incidents_channel)
     scheduler = Scheduler(
-        sessions, ReminderHandlers(planner, pager, outbox), deliverer, clock, tick=config.scheduler.tick
+        sessions, ReminderHandlers(planner, pager, outbox), delivery, clock, tick=config.scheduler.tick
     )
     approvers = ApproverDirectory(client, config.approvers)
     remediation = RemediationFlows(
@@ -76,7 +75,6 @@ def build_tars(
         approvers,
         outbox,
         planner,
-        deliverer,
     )
     code_fixes = CodeFixFlows(
         sessions,
@@ -88,7 +86,6 @@ def build_tars(
         approvers,
         outbox,
         planner,
-        deliverer,
     )
     # Phase 5: a P1's post-mortem draft is posted the moment it is resolved.
     flows.after_resolve.append(
@@ -105,6 +102,7 @@ def build_tars(
         flows=flows,
         planner=planner,
         scheduler=scheduler,
+        delivery=delivery,
         remediation=remediation,
         code_fixes=code_fixes,
     )
@@ -117,11 +115,21 @@ class TarsApp:
     wsgi: TarsWsgi
     listeners: ThreadPoolExecutor
 
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the work already started is done: listeners that answered and went on (a modal, a
+        private reply), and the posts they queued. For tests, benchmarks and the sandbox."""
+        from handlers.errors import LISTENERS
+
+        LISTENERS.wait_idle(timeout)
+        self.tars.delivery.deliver_due(timeout)
+
     def close(self) -> None:
-        """Finish work already acked (listeners, running remediation) before the process goes away."""
+        """Finish work already acked (listeners, running remediation, posts in flight) before the process goes
+        away; what is not finished in time is released for another replica."""
         self.tars.scheduler.stop()
         self.listeners.shutdown(wait=True)
         self.tars.remediation.shutdown()
+        self.tars.delivery.stop()
 
 
 def create_app(
@@ -149,5 +157,6 @@ def create_app(
         process_before_response=False,
     )
     handlers.register_all(bolt, tars)
+    tars.delivery.start(listen=tars.engine)
     wsgi = TarsWsgi(tars.engine, None if config.socket_mode else SlackRequestHandler(bolt))
     return TarsApp(tars=tars, bolt=bolt, wsgi=wsgi, listeners=listeners)

@@ -25,7 +25,7 @@ from bot.db import transaction
 from bot.errors import DomainError, UsageError
 from bot.incidents import IncidentService
 from bot.models import Incident
-from bot.outbox import Deliverer, Outbox
+from bot.outbox import Outbox
 from bot.postmortem import postmortem_markdown
 from bot.reminders import Planner
 from integrations.base import IntegrationError
@@ -54,7 +54,6 @@ class CodeFixFlows:
         approvers: ApproverDirectory,
         outbox: Outbox,
         planner: Planner,
-        deliverer: Deliverer,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
@@ -64,7 +63,6 @@ class CodeFixFlows:
         self.approvers = approvers
         self.outbox = outbox
         self.planner = planner
-        self.deliverer = deliverer
         self._merge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     # --- rollback by issue ----------------------------------------------------------------------------------
@@ -118,7 +116,6 @@ class CodeFixFlows:
                 stored,
                 *rendering.pull_card(stored, pull, required=required, merge_value=_merge_value(stored, pull)),
             )
-        self.deliverer.deliver()
         return issue, pull
 
     # --- the merge gate --------------------------------------------------------------------------------------
@@ -188,7 +185,6 @@ class CodeFixFlows:
                 ),
             ):
                 self.planner.remind_at(session, stored, now + delay, reminder, [actor])
-        self.deliverer.deliver()
         return f"Merged: {result.summary}"
 
     # --- hotfix issues ---------------------------------------------------------------------------------------
@@ -291,7 +287,6 @@ class CodeFixFlows:
                 self.outbox.thread_note(session, incident, announce)
             if thread:
                 self.outbox.thread_note(session, incident, thread)
-        self.deliverer.deliver()
 
 
 def _merge_value(incident: Incident, pull: PullRef) -> str:

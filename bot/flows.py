@@ -1,8 +1,8 @@
-"""Orchestration: apply a rule and queue its announcements in one transaction, then deliver.
+"""Orchestration: apply a rule and queue its announcements in one transaction.
 
-The change and the announcements commit together; delivery follows right away (and the scheduler's tick
-retries whatever Slack refused), so a Slack outage can delay a post but never lose or roll back a change
-someone made at 3 a.m.
+The change and the announcements commit together, before the person is answered; the delivery engine picks
+the announcements up from the committed rows. A Slack outage can delay a post but never lose or roll back a
+change someone made at 3 a.m., and a crash right after the answer loses nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bot.db import transaction
 from bot.errors import DomainError
 from bot.incidents import Change, IncidentService
 from bot.models import Incident, Status, TimelineEvent
-from bot.outbox import Deliverer, Outbox
+from bot.outbox import Outbox
 from bot.reminders import Pager
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ class IncidentFlows:
         service: IncidentService,
         outbox: Outbox,
         pager: Pager,
-        deliverer: Deliverer,
         *,
         incidents_channel: str | None,
     ) -> None:
@@ -39,7 +38,6 @@ class IncidentFlows:
         self.service = service
         self.outbox = outbox
         self.pager = pager
-        self.deliverer = deliverer
         self.incidents_channel = incidents_channel
         # Called after a resolution is committed and announced (e.g. the P1 post-mortem draft).
         self.after_resolve: list[Callable[[Incident, str], object]] = []
@@ -61,7 +59,6 @@ class IncidentFlows:
             )
             self.outbox.post_card(session, change.incident, channel)
             self.pager.page(session, change.incident)
-        self.deliverer.deliver()
         incident = change.incident
         incident.channel_id = incident.channel_id or channel
         return incident
@@ -156,5 +153,4 @@ class IncidentFlows:
         with transaction(self.sessions) as session:
             change = apply(session)
             self.outbox.refresh_card(session, change.incident, note(change) if note else None)
-        self.deliverer.deliver()
         return change

@@ -159,6 +159,8 @@ class OutboxMessage(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     lane: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(24))
+    # Lower goes first when lanes compete for Slack's rate budget; order within a lane is always by id.
+    priority: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(12), default=OutboxState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,7 +21,7 @@ from bot.db import transaction
 from bot.errors import DomainError
 from bot.incidents import IncidentService
 from bot.models import ActionRequest, Incident
-from bot.outbox import Deliverer, Outbox
+from bot.outbox import Outbox
 from bot.platforms import ROLLBACK, Planned, Platforms
 from bot.reminders import Planner, ReminderKind
 from integrations.base import IntegrationError, NothingToDo, TargetChanged
@@ -53,7 +53,6 @@ class RemediationFlows:
         approvers: ApproverDirectory,
         outbox: Outbox,
         planner: Planner,
-        deliverer: Deliverer,
         *,
         workers: int = 4,
     ) -> None:
@@ -65,7 +64,6 @@ class RemediationFlows:
         self.approvers = approvers
         self.outbox = outbox
         self.planner = planner
-        self.deliverer = deliverer
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tars-remediation")
         self.running: dict[int, Future[None]] = {}
 
@@ -154,7 +152,6 @@ class RemediationFlows:
             self.planner.schedule(
                 session, incident.id, ReminderKind.ACTION_EXPIRY, action.expires_at, {"action_id": action.id}
             )
-        self.deliverer.deliver()
         return action
 
     # --- votes ----------------------------------------------------------------------------------------------
@@ -170,7 +167,6 @@ class RemediationFlows:
                 # again reads the new state, so this person is told the real outcome.
                 if attempt == 2:
                     raise
-        self.deliverer.deliver()
         if vote.outcome == VoteOutcome.EXECUTE:
             self.running[action_id] = self._pool.submit(self._execute, action_id)
         return vote
@@ -220,7 +216,6 @@ class RemediationFlows:
                 action.params,
                 action.snapshot,
             )
-        self.deliverer.deliver()
         try:
             result = self.platforms.execute(kind, service, params, snapshot)
         except NothingToDo as nothing:
@@ -256,7 +251,6 @@ class RemediationFlows:
             action = self.actions.get(session, action_id)
             incident = self.incidents.get(session, action.incident_id)
             self.outbox.thread_note(session, incident, f"⏳ {action.ref}: {message}")
-        self.deliverer.deliver()
 
     def _finish(self, action_id: int, *, ok: bool, summary: str, details: dict[str, object]) -> None:
         with transaction(self.sessions) as session:
@@ -279,7 +273,6 @@ class RemediationFlows:
                         template.format(ref=incident.ref),
                         mentions,
                     )
-        self.deliverer.deliver()
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)

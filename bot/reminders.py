@@ -273,6 +273,7 @@ class ReminderHandlers:
                 "escalated",
                 f"Escalation {level}/{self.policy.max_escalations}: not acknowledged; paged again",
             ],
+            urgent=True,
         )
         self.pager.page(session, incident, escalation_level=level)
         deadline = self.policy.ack_deadline.for_severity(incident.severity)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.code_fixes import CodeFixFlows
 from bot.config import Config
+from bot.delivery import DeliveryEngine
 from bot.flows import IncidentFlows
 from bot.remediation import RemediationFlows
 from bot.reminders import Planner
@@ -27,5 +28,6 @@ class Tars:
     flows: IncidentFlows
     planner: Planner
     scheduler: Scheduler
+    delivery: DeliveryEngine
     remediation: RemediationFlows
     code_fixes: CodeFixFlows

@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, TextIO
@@ -24,7 +23,6 @@ from bot.server import HttpServer
 YOU = "U0YOU"
 TEAMMATE = "U0TEAMMATE"
 DEFAULT_CHANNEL = "C0INCIDENTS"
-SETTLE_SECONDS = 0.4
 
 HELP = """\
 Type what you would type in Slack, or one of:
@@ -47,7 +45,6 @@ class Sandbox:
         self.user = YOU
         self.events: list[RecordedCall] = []
         self.events_lock = threading.Lock()
-        self.last_activity = time.monotonic()
         self.buttons: list[dict[str, Any]] = []
         self.focused_card: str | None = None
 
@@ -136,7 +133,6 @@ class Sandbox:
     def _record(self, call: RecordedCall) -> None:
         with self.events_lock:
             self.events.append(call)
-            self.last_activity = time.monotonic()
 
     def _settle(self) -> None:
         """Show everything TARS did in answer to the last action, then the buttons of the card in focus."""
@@ -146,14 +142,7 @@ class Sandbox:
 
     def _drain(self) -> None:
         """Wait until TARS has finished its follow-up work for the last action, and show it."""
-        deadline = time.monotonic() + 10
-        time.sleep(0.05)
-        while time.monotonic() < deadline:
-            with self.events_lock:
-                quiet = time.monotonic() - self.last_activity
-            if quiet >= SETTLE_SECONDS:
-                break
-            time.sleep(0.05)
+        self.app.settle()
         with self.events_lock:
             events, self.events = self.events, []
         for call in events:

@@ -1,4 +1,4 @@
-"""The tick: find reminders whose time has come, fire each exactly once, then deliver the outbox.
+"""The tick: find reminders whose time has come and fire each exactly once; their posts go to the outbox.
 
 The database is the schedule. Due rows (and their incidents) are claimed with `FOR UPDATE SKIP LOCKED`, so
 several replicas ticking together each take different rows, and a row whose incident is being changed by a
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
 from bot.db import bulk_rows, transaction
+from bot.delivery import DeliveryEngine
 from bot.models import Incident, Reminder, ReminderState
-from bot.outbox import Deliverer
 from bot.reminders import ReminderHandlers
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Scheduler:
         self,
         sessions: sessionmaker[Session],
         handlers: ReminderHandlers,
-        deliverer: Deliverer,
+        delivery: DeliveryEngine,
         clock: Clock,
         *,
         tick: timedelta,
@@ -53,7 +53,7 @@ class Scheduler:
     ) -> None:
         self.sessions = sessions
         self.handlers = handlers
-        self.deliverer = deliverer
+        self.delivery = delivery
         self.clock = clock
         self.tick_interval = tick
         self.batch = batch
@@ -80,8 +80,9 @@ class Scheduler:
         return TickResult(fired, late)
 
     def run_once(self) -> TickResult:
+        """A tick, then wait until what it queued (and anything else due) is delivered."""
         result = self.tick()
-        self.deliverer.deliver(wait=True)
+        self.delivery.deliver_due()
         return result
 
     def _fire_batch(self) -> tuple[int, int]:
@@ -159,7 +160,8 @@ class Scheduler:
 
     def _run_safely(self) -> None:
         try:
-            result = self.run_once()
+            result = self.tick()
+            self.delivery.wake()
             if result.fired:
                 log.info("tick fired %d reminders (%d late)", result.fired, result.late)
         except Exception:  # a bad tick must not stop the next one

@@ -31,21 +31,20 @@ def register(app: App, tars: Tars) -> None:
     @app.action(rendering.ACK_ACTION)
     @guarded
     def acknowledge(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
-        ack()
         tars.flows.acknowledge(_incident_id(action["value"]), actor=body["user"]["id"])
+        ack()
 
     @app.action(STATUS_ACTION)
     @guarded
     def change_status(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
-        ack()
         match = STATUS_ACTION.match(action["action_id"])
         assert match is not None  # the listener only fires for matching ids
         tars.flows.set_status(_incident_id(action["value"]), Status(match.group(1)), actor=body["user"]["id"])
+        ack()
 
     @app.action(rendering.SEVERITY_ACTION)
     @guarded
     def change_severity(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
-        ack()
         value = action["selected_option"]["value"]
         incident_id, _, severity = value.partition(":")
         if not severity.isdigit():
@@ -53,6 +52,7 @@ def register(app: App, tars: Tars) -> None:
                 "That severity option is not understood; use `/incident severity <incident> <P1..P4>`."
             )
         tars.flows.set_severity(_incident_id(incident_id), int(severity), actor=body["user"]["id"])
+        ack()
 
     @app.action(rendering.RESOLVE_ACTION)
     @guarded
@@ -67,15 +67,15 @@ def register(app: App, tars: Tars) -> None:
     @app.action(rendering.APPROVE_ACTION)
     @guarded
     def approve(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
-        ack()
         vote = tars.remediation.vote(_incident_id(action["value"]), user=body["user"]["id"], approve=True)
+        ack()
         respond(text=vote.message, response_type="ephemeral", replace_original=False)
 
     @app.action(rendering.DENY_ACTION)
     @guarded
     def deny(ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
-        ack()
         vote = tars.remediation.vote(_incident_id(action["value"]), user=body["user"]["id"], approve=False)
+        ack()
         respond(text=vote.message, response_type="ephemeral", replace_original=False)
 
     @app.action(rendering.REVERT_FLAG_ACTION)

@@ -44,48 +44,21 @@ def register(app: App, tars: Tars) -> None:
         except UsageError as error:
             ack(text=error.message, response_type="ephemeral")
             return
-        if isinstance(parsed, Help):
-            text = rendering.flags_help_text(tars.config.flags) if parsed.topic == "flags" else help_text()
-            ack(text=text, response_type="ephemeral")
-            return
-        ack()
         actor = command["user_id"]
         channel = command.get("channel_id")
-        flows = tars.flows
+        reply = _instant_reply(tars, parsed, actor=actor, channel=channel)
+        if reply is not None:
+            # The change (and the posts announcing it) is committed: only now does Slack hear back.
+            ack(text=reply, response_type="ephemeral")
+            return
+        # What is left calls outside systems (a cluster, GitHub, a modal): answer first, then do it.
+        ack()
         match parsed:
             case OpenDeclareModal():
                 client.views_open(
                     trigger_id=command["trigger_id"],
                     view=rendering.declare_modal(tars.config.services, channel_id=channel),
                 )
-            case Declare():
-                incident = flows.declare(parsed, actor=actor, origin_channel=channel)
-                respond(
-                    text=f"Declared *{incident.ref}* and paged {rendering.mention(incident.oncall)}; "
-                    f"the card is in <#{incident.channel_id}>.",
-                    response_type="ephemeral",
-                )
-            case Acknowledge(incident_id):
-                change = flows.acknowledge(incident_id, actor=actor)
-                respond(text=f"You acknowledged {change.incident.ref}.", response_type="ephemeral")
-            case SetStatus(incident_id, status):
-                change = flows.set_status(incident_id, status, actor=actor)
-                respond(text=f"{change.incident.ref}: {change.event.text}.", response_type="ephemeral")
-            case SetSeverity(incident_id, severity):
-                change = flows.set_severity(incident_id, severity, actor=actor)
-                respond(text=f"{change.incident.ref}: {change.event.text}.", response_type="ephemeral")
-            case PostUpdate(incident_id, findings, eta):
-                change = flows.post_update(incident_id, findings=findings, eta=eta, actor=actor)
-                respond(text=f"Posted the update for {change.incident.ref}.", response_type="ephemeral")
-            case Resolve(incident_id, root_cause, users_affected, force):
-                change = flows.resolve(
-                    incident_id,
-                    root_cause=root_cause,
-                    users_affected=users_affected,
-                    actor=actor,
-                    force=force,
-                )
-                respond(text=f"Resolved {change.incident.ref}.", response_type="ephemeral")
             case RequestRollback(incident_id, service, to_revision):
                 action = tars.remediation.request_rollback(incident_id, service, to_revision, actor=actor)
                 respond(text=_requested(action), response_type="ephemeral")
@@ -118,18 +91,45 @@ def register(app: App, tars: Tars) -> None:
                     + (f": {link}" if link else "."),
                     response_type="ephemeral",
                 )
-            case ListOpen():
-                respond(
-                    text=rendering.incident_list_text(flows.open_incidents(), tars.clock.now()),
-                    response_type="ephemeral",
-                )
-            case Show(incident_id):
-                incident, events = flows.incident_with_timeline(incident_id)
-                text = rendering.incident_detail_text(incident, events)
-                advice = tars.remediation.advice_for(incident) if incident.is_open else None
-                if advice:
-                    text += f"\n*Rollback advice*: {advice}"
-                respond(text=text, response_type="ephemeral")
+
+
+def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | None) -> str | None:
+    """Carry out a command that only touches the database and return the private reply; None for the rest."""
+    flows = tars.flows
+    match parsed:
+        case Help(topic):
+            return rendering.flags_help_text(tars.config.flags) if topic == "flags" else help_text()
+        case Declare():
+            incident = flows.declare(parsed, actor=actor, origin_channel=channel)
+            return (
+                f"Declared *{incident.ref}* and paged {rendering.mention(incident.oncall)}; "
+                f"the card is going up in <#{incident.channel_id}>."
+            )
+        case Acknowledge(incident_id):
+            change = flows.acknowledge(incident_id, actor=actor)
+            return f"You acknowledged {change.incident.ref}."
+        case SetStatus(incident_id, status):
+            change = flows.set_status(incident_id, status, actor=actor)
+            return f"{change.incident.ref}: {change.event.text}."
+        case SetSeverity(incident_id, severity):
+            change = flows.set_severity(incident_id, severity, actor=actor)
+            return f"{change.incident.ref}: {change.event.text}."
+        case PostUpdate(incident_id, findings, eta):
+            change = flows.post_update(incident_id, findings=findings, eta=eta, actor=actor)
+            return f"Recorded the update for {change.incident.ref}; the 📊 post is on its way."
+        case Resolve(incident_id, root_cause, users_affected, force):
+            change = flows.resolve(
+                incident_id, root_cause=root_cause, users_affected=users_affected, actor=actor, force=force
+            )
+            return f"Resolved {change.incident.ref}."
+        case ListOpen():
+            return rendering.incident_list_text(flows.open_incidents(), tars.clock.now())
+        case Show(incident_id):
+            incident, events = flows.incident_with_timeline(incident_id)
+            text = rendering.incident_detail_text(incident, events)
+            advice = tars.remediation.advice_for(incident) if incident.is_open else None
+            return text + (f"\n*Rollback advice*: {advice}" if advice else "")
+    return None
 
 
 def _requested(action: ActionRequest) -> str:

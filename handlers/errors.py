@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,30 @@ from handlers.replies import reply_privately
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., None]
+
+
+class ListenerActivity:
+    """How many listeners are running, so a caller can wait for the work a request started to finish."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._running == 0, timeout=timeout)
+
+
+LISTENERS = ListenerActivity()
 
 # Arguments Bolt can inject that a guarded listener may ask for.
 _INJECTABLE = {"ack", "body", "respond", "client", "action", "command", "view", "context"}
@@ -40,9 +65,13 @@ def friendly_message(error: Exception) -> str:
     )
 
 
-def handle_error(error: Exception, body: dict[str, Any], respond: Respond | None, client: WebClient) -> None:
+def _log_unexpected(error: Exception) -> None:
     if not isinstance(error, DomainError | StaleDataError):
         log.error("unhandled error in a Slack listener", exc_info=error)
+
+
+def handle_error(error: Exception, body: dict[str, Any], respond: Respond | None, client: WebClient) -> None:
+    _log_unexpected(error)
     try:
         reply_privately(body, respond, client, friendly_message(error))
     except Exception:  # the reply itself failed; the log is all that is left
@@ -76,12 +105,18 @@ def guarded(listener: Listener) -> Listener:
             "view": view,
             "context": context,
         }
-        try:
-            listener(**{name: given[name] for name in wanted})
-        except Exception as error:
-            if ack.response is None:
-                ack()
-            handle_error(error, body, respond, client)
+        with LISTENERS:
+            try:
+                listener(**{name: given[name] for name in wanted})
+            except Exception as error:
+                if ack.response is None and body.get("command"):
+                    # Not answered yet: the refusal itself is the answer, with nothing else to send.
+                    _log_unexpected(error)
+                    ack(text=friendly_message(error), response_type="ephemeral")
+                    return
+                if ack.response is None:
+                    ack()
+                handle_error(error, body, respond, client)
 
     run.__name__ = listener.__name__
     run.__qualname__ = listener.__qualname__

@@ -49,9 +49,9 @@ def register(app: App, tars: Tars) -> None:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        ack()
         command = Declare(service, severity, description, (_value(view, "impact") or "").strip() or None)
         tars.flows.declare(command, actor=body["user"]["id"], origin_channel=origin_channel(body))
+        ack()
 
     @app.view(rendering.RESOLVE_VIEW)
     @guarded
@@ -68,7 +68,6 @@ def register(app: App, tars: Tars) -> None:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        ack()
         incident_id = int(json.loads(view["private_metadata"])["incident_id"])
         force_choice = view["state"]["values"].get("force", {}).get("value", {}).get("selected_options") or []
         try:
@@ -80,10 +79,10 @@ def register(app: App, tars: Tars) -> None:
                 force=any(option.get("value") == "force" for option in force_choice),
             )
         except IllegalTransition as refused:
-            # The form is closed by now; hand back what was typed so nobody retypes it at 3 a.m.
-            raise IllegalTransition(
-                f"{refused.message}\nYour root cause, to paste again: {root_cause}"
-            ) from refused
+            # Nothing was stored, so the form stays open with what was typed and says why.
+            ack(response_action="errors", errors={"root_cause": refused.message})
+            return
+        ack()
 
     @app.view(rendering.HOTFIX_VIEW)
     @guarded

@@ -185,11 +185,17 @@ class Workspace:
         return self.slack.message(CHANNEL, incident.card_ts)
 
     def ephemeral_to(self, user: str, contains: str, timeout: float = 5.0) -> RecordedCall:
-        return self.slack.wait_for(
-            "response_url",
-            lambda call: call.args.get("user") == user and contains in str(call.args.get("text", "")),
-            timeout=timeout,
-        )
+        """The private reply to `user` that says `contains`: in a command's answer or through its response_url."""
+        found: list[RecordedCall] = []
+
+        def said() -> bool:
+            found[:] = [
+                c for c in self.slack.ephemerals(user=user) if contains in str(c.args.get("text", ""))
+            ]
+            return bool(found)
+
+        self.wait_until(said, timeout=timeout, message=f"no private reply to {user} saying {contains!r}")
+        return found[0]
 
     def channel_posts(self, prefix: str) -> list[RecordedCall]:
         """Successful top-level posts in #incidents whose text starts with `prefix`, in order."""
@@ -239,7 +245,9 @@ class Workspace:
             return int(session.scalars(statement).first() or 0)
 
     def settle(self) -> None:
-        """Wait until every queued announcement has been delivered (or given up on)."""
+        """Wait until every queued announcement has been delivered (or given up on). Changes are committed before
+        Slack is answered, so the rows to wait for exist by the time a request returns."""
+        self.running.app.settle()
         self.wait_until(lambda: self.pending_announcements() == 0, message="announcements still pending")
 
     def incident(self, incident_id: int) -> Incident:

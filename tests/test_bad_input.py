@@ -119,16 +119,18 @@ def test_form_text_cannot_become_a_mention_or_a_link(workspace: Workspace) -> No
     assert "<!channel>" not in json.dumps(card.args)
 
 
-def test_a_refused_resolve_form_hands_back_the_root_cause(workspace: Workspace) -> None:
+def test_a_refused_resolve_form_stays_open_with_the_root_cause_and_says_why(workspace: Workspace) -> None:
     incident = workspace.declare()
     workspace.click(incident.id, "incident_resolve", user="U0BOB")
     opened = workspace.slack.wait_for("views.open")
-    workspace.client.submit_view(
+    view_id = opened.response["view"]["id"]
+    answer = workspace.client.submit_view(
         user_id="U0BOB",
-        view_id=opened.response["view"]["id"],
+        view_id=view_id,
         values={"root_cause": {"value": "Pool exhausted by the new processor"}},
     )
-    refusal = workspace.slack.wait_for("chat.postEphemeral", lambda c: c.args.get("user") == "U0BOB")
-    assert "not Monitoring" in refusal.args["text"]
-    assert "Your root cause, to paste again: Pool exhausted by the new processor" in refusal.args["text"]
+    assert answer.json()["response_action"] == "errors"
+    assert "not Monitoring" in answer.json()["errors"]["root_cause"]
+    # Still open, so what was typed is still there to submit again with --force or later.
+    assert any(view.id == view_id for view in workspace.slack.views("U0BOB"))
     assert workspace.incident(incident.id).status == "investigating"

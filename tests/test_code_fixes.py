@@ -266,7 +266,18 @@ def test_postmortem_command_files_an_issue_in_the_configured_repository(
         assert issue["title"].startswith("Post-mortem: INC-1 [P2] payments")
         assert issue["html_url"] in reply.args["text"]
         team.command(f"postmortem {incident.id}")
-        team.wait_until(lambda: len(team.slack.calls_to("response_url")) >= 3)
+        team.wait_until(
+            lambda: (
+                len(
+                    [
+                        c
+                        for c in team.slack.ephemerals(user="U0ALICE")
+                        if "post-mortem draft" in c.args["text"]
+                    ]
+                )
+                == 2
+            )
+        )
         assert len(github.issues("acme/postmortems")) == 1  # the same draft issue, not a second one
 
 

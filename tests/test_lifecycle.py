@@ -15,7 +15,12 @@ def test_declaring_posts_the_initial_notification_pages_oncall_and_starts_the_ti
     response = workspace.command(
         'declare payments P1 Card payments failing with 502 impact="All card checkouts fail"'
     )
-    assert response.body == ""  # acked with no echo; everything else follows
+    # The answer comes once the incident and its posts are stored; the posts follow.
+    assert response.json() == {
+        "text": "Declared *INC-1* and paged <@U0PAYONCALL>; the card is going up in <#C0INCIDENTS>.",
+        "response_type": "ephemeral",
+    }
+    assert workspace.incident(1).description == "Card payments failing with 502"
 
     card_call = workspace.slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == CHANNEL)
     text = card_call.args["text"]
@@ -44,6 +49,7 @@ def test_declaring_posts_the_initial_notification_pages_oncall_and_starts_the_ti
     assert "You are on call for `payments`: INC-1 [P1]" in page.args["text"]
 
     workspace.ephemeral_to("U0ALICE", "Declared *INC-1*")
+    workspace.settle()  # the card's ts is recorded once Slack has answered the post
     incident = workspace.latest_incident()
     assert (incident.service, incident.severity, incident.status) == ("payments", 1, "investigating")
     assert incident.reporter == "U0ALICE"

@@ -36,7 +36,7 @@ def test_replicas_starting_together_migrate_once() -> None:
         assert errors == []
         with engines[0].connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-                "0003"
+                "0004"
             ]
         assert {"incidents", "timeline_events"} <= set(inspect(engines[0]).get_table_names())
     finally:
@@ -67,10 +67,14 @@ def test_two_people_acknowledging_at_once_are_recorded_once(workspace: Workspace
     for thread in threads:
         thread.join(timeout=10)
 
-    refused = workspace.slack.wait_for(
-        "response_url",
-        lambda c: "already acknowledged" in c.args.get("text", "") or "same moment" in c.args.get("text", ""),
-    )
+    refusals = [
+        call
+        for user in ("U0ALICE", "U0BOB")
+        for call in workspace.slack.ephemerals(user=user)
+        if "already acknowledged" in call.args.get("text", "") or "same moment" in call.args.get("text", "")
+    ]
+    assert len(refusals) == 1
+    refused = refusals[0]
     winner = workspace.incident(incident.id).acknowledged_by
     assert winner in ("U0ALICE", "U0BOB")
     assert refused.args["user"] != winner

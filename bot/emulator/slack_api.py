@@ -42,6 +42,10 @@ _JSON_STRING_FIELDS: dict[str, str] = {
 _CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_\-\u00c0-\uffff]{1,80}$")
 
 
+# The pseudo-method under which a slash command's HTTP answer is recorded.
+COMMAND_ACK = "command_ack"
+
+
 @dataclass(frozen=True)
 class RecordedCall:
     """One request the emulator received, with the answer it gave."""
@@ -475,9 +479,20 @@ class SlackEmulator:
                 result.append(call)
             return result
 
+    def record_command_ack(self, channel_id: str, user_id: str, body: dict[str, Any]) -> None:
+        """A slash command's HTTP answer with text: Slack shows it to the person who typed it, like a
+        response_url message (ephemeral unless response_type is in_channel)."""
+        with self._lock:
+            call = self._record(
+                COMMAND_ACK, {**body, "channel": channel_id, "user": user_id}, None, {"ok": True}, 200
+            )
+        self._notify(call)
+
     def _is_ephemeral(self, call: RecordedCall) -> bool:
         if call.method == "chat.postEphemeral":
             return True
+        if call.method == COMMAND_ACK:
+            return call.args.get("response_type", "ephemeral") != "in_channel"
         if call.method != "response_url":
             return False
         args = call.args

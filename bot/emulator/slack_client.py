@@ -167,7 +167,12 @@ class SignedSlackClient:
             "response_url": self.emulator.new_response_url(channel_id, user_id),
             "trigger_id": self.emulator.new_trigger_id(user_id),
         }
-        return self.post(urlencode(fields).encode(), _FORM, timestamp=timestamp)
+        response = self.post(urlencode(fields).encode(), _FORM, timestamp=timestamp)
+        if response.status == 200 and response.body.strip().startswith("{"):
+            answer = response.json()
+            if isinstance(answer, dict) and answer.get("text"):
+                self.emulator.record_command_ack(channel_id, user_id, answer)
+        return response
 
     # ------------------------------------------------------------------ message interactions
 
