@@ -7,6 +7,7 @@ slack_bolt import: this module ships with the bot and must stay usable without t
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import email.parser
@@ -14,6 +15,7 @@ import email.policy
 import hashlib
 import json
 import logging
+import mimetypes
 import re
 import secrets
 import threading
@@ -21,10 +23,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
+
+from bot.emulator.block_limits import find_limit_problems
+from bot.emulator.rate_limits import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +46,12 @@ _JSON_STRING_FIELDS: dict[str, str] = {
 }
 
 _CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_\-\u00c0-\uffff]{1,80}$")
+
+# Where files.getUploadURLExternal points uploads (Slack's own is https://files.slack.com/upload/v1/...).
+_UPLOAD_PATH = "/upload/v1/"
+
+# Slack's cursors are opaque base64 strings; "next_ts:<ts>" is what its history cursors decode to.
+_CURSOR_PREFIX = "next_ts:"
 
 
 # The pseudo-method under which a slash command's HTTP answer is recorded.
@@ -74,6 +86,23 @@ class Message:
     thread_ts: str | None
     edits: int
     deleted: bool
+    # Message metadata as stored: {"event_type": str, "event_payload": dict}.
+    metadata: dict[str, Any] | None = None
+    # File objects shared with this message by files.completeUploadExternal.
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file uploaded through files.getUploadURLExternal + files.completeUploadExternal."""
+
+    id: str
+    filename: str
+    title: str
+    content: bytes
+    # None when the upload was completed without sharing it anywhere.
+    channel: str | None
+    thread_ts: str | None
 
 
 @dataclass
@@ -90,11 +119,22 @@ class View:
 class _ApiError(Exception):
     """Aborts a Web API handler with Slack's ``{"ok": false, "error": ...}`` answer."""
 
-    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        error: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.status = status
         self.headers = headers or {}
+        # Further fields of the error answer, e.g. response_metadata.messages naming the broken limit.
+        self.extra = extra or {}
+
+    def response(self) -> dict[str, Any]:
+        return {"ok": False, "error": self.error, **copy.deepcopy(self.extra)}
 
 
 @dataclass
@@ -102,6 +142,32 @@ class _Failure:
     status: int
     error: str | None
     retry_after: int | None
+
+
+@dataclass(frozen=True)
+class _Fault:
+    """What happens to the HTTP answer after a call was processed: held back, then maybe never sent."""
+
+    stall_seconds: float
+    drop_connection: bool
+
+
+@dataclass
+class _PendingFile:
+    id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    completed: bool = False
+
+
+@dataclass(frozen=True)
+class _HttpAnswer:
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str]
+    fault: _Fault | None = None
 
 
 @dataclass
@@ -172,6 +238,35 @@ def with_generated_ids(blocks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
     return result
 
 
+def _parse_ts(value: Any, error: str) -> Decimal | None:
+    """A Slack timestamp argument as an exact number (floats would blur microsecond neighbours)."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _ApiError(error) from None
+    if not parsed.is_finite():
+        raise _ApiError(error)
+    return parsed
+
+
+def _encode_cursor(ts: str) -> str:
+    return base64.b64encode(f"{_CURSOR_PREFIX}{ts}".encode()).decode()
+
+
+def _decode_cursor(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        decoded = base64.b64decode(str(value), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise _ApiError("invalid_cursor") from None
+    if not decoded.startswith(_CURSOR_PREFIX):
+        raise _ApiError("invalid_cursor")
+    return _parse_ts(decoded[len(_CURSOR_PREFIX) :], "invalid_cursor")
+
+
 def _tz_details(tz: str) -> tuple[str, int]:
     try:
         now = datetime.now(ZoneInfo(tz))
@@ -213,24 +308,33 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("emulator: " + format, *args)
 
     def _dispatch(self) -> None:
+        emulator = self.server.emulator
         try:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
-            status, content_type, payload, headers = self.server.emulator._handle_http(
-                self.command, self.path, dict(self.headers.items()), body
-            )
+            answer = emulator._handle_http(self.command, self.path, dict(self.headers.items()), body)
         except Exception:
             logger.exception("Slack emulator failed to handle %s %s", self.command, self.path)
-            status, content_type, headers = 500, "application/json; charset=utf-8", {}
-            payload = b'{"ok":false,"error":"internal_error"}'
+            answer = _HttpAnswer(
+                500, "application/json; charset=utf-8", b'{"ok":false,"error":"internal_error"}', {}
+            )
+        fault = answer.fault
+        if fault is not None and fault.stall_seconds > 0:
+            # Waiting on the stop event rather than sleeping lets stop() release stalled answers at once.
+            emulator._stopping.wait(fault.stall_seconds)
+        if fault is not None and fault.drop_connection:
+            # Close without a status line: the client reads end-of-stream (RemoteDisconnected), exactly
+            # what it sees when Slack took the call but the connection died before the answer arrived.
+            self.close_connection = True
+            return
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(answer.body)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (e.g. its timeout fired); nothing useful left to do with the answer.
             logger.debug("client went away before the emulator answered %s", self.path)
@@ -248,6 +352,7 @@ class SlackEmulator:
         bot_user_id: str = "UTARSBOT",
         team_id: str = "T0TARS",
         team_domain: str = "tars-sandbox",
+        rate_limits: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -261,6 +366,7 @@ class SlackEmulator:
         self._cond = threading.Condition(self._lock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
         self._calls: list[RecordedCall] = []
         self._subscribers: list[Callable[[RecordedCall], None]] = []
@@ -282,6 +388,12 @@ class SlackEmulator:
         self._reactions: dict[tuple[str, str], dict[str, list[str]]] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self._faults: dict[str, list[_Fault]] = {}
+        self._rate_limits_on = rate_limits
+        self._rate_limiter = RateLimiter()
+        self._files: dict[str, _PendingFile] = {}
+        self._upload_tokens: dict[str, str] = {}
+        self._uploads: list[UploadedFile] = []
         # ids of response_url calls that rewrote a stored channel message; kept beside the call because the
         # recorded response must stay exactly {"ok": true}, as Slack answers.
         self._replaced_originals: set[int] = set()
@@ -318,6 +430,8 @@ class SlackEmulator:
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "pins.add": self._pins_add,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -325,6 +439,7 @@ class SlackEmulator:
     def start(self) -> SlackEmulator:
         if self._server is not None:
             return self
+        self._stopping.clear()
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -340,6 +455,7 @@ class SlackEmulator:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self._stopping.set()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -503,6 +619,16 @@ class SlackEmulator:
             return id(call) not in self._replaced_originals
         return args.get("response_type", "ephemeral") != "in_channel"
 
+    def rate_limited_calls(self) -> list[RecordedCall]:
+        """Every call answered 429, so a run can assert it never outpaced Slack's limits."""
+        with self._lock:
+            return [c for c in self._calls if c.http_status == 429]
+
+    def uploaded_files(self) -> list[UploadedFile]:
+        """Files whose upload was completed with files.completeUploadExternal, oldest first."""
+        with self._lock:
+            return list(self._uploads)
+
     def views(self, user_id: str | None = None, open_only: bool = True) -> list[View]:
         with self._lock:
             return [
@@ -606,6 +732,26 @@ class SlackEmulator:
             else:
                 self._delays.pop(method, None)
 
+    def enforce_rate_limits(self, enabled: bool = True) -> None:
+        """Answer calls beyond Slack's published limits with 429 (see rate_limits.py); buckets start full."""
+        with self._lock:
+            self._rate_limits_on = enabled
+            self._rate_limiter.reset()
+
+    def drop_connection_after_processing(self, method: str, *, times: int = 1) -> None:
+        """Process the next ``times`` calls to ``method`` normally, then close the connection unanswered.
+
+        The call is applied and recorded (a posted message is stored); the client only sees the connection
+        end, so it cannot tell whether Slack took the call. ``method`` may also be "response_url".
+        """
+        with self._lock:
+            self._faults.setdefault(method, []).extend(_Fault(0.0, True) for _ in range(times))
+
+    def stall_after_processing(self, method: str, *, seconds: float, times: int = 1) -> None:
+        """Process the next ``times`` calls to ``method`` normally, then hold the answer for ``seconds``."""
+        with self._lock:
+            self._faults.setdefault(method, []).extend(_Fault(seconds, False) for _ in range(times))
+
     def reset(self) -> None:
         """Forget calls, messages, views and pending failures; users, usergroups and subscribers stay."""
         with self._lock:
@@ -622,6 +768,11 @@ class SlackEmulator:
             self._reactions.clear()
             self._failures.clear()
             self._delays.clear()
+            self._faults.clear()
+            self._rate_limiter.reset()
+            self._files.clear()
+            self._upload_tokens.clear()
+            self._uploads.clear()
             self._replaced_originals.clear()
 
     # ------------------------------------------------------------------ helpers shared with the client
@@ -693,19 +844,35 @@ class SlackEmulator:
 
     # ------------------------------------------------------------------ HTTP entry point
 
-    def _handle_http(
-        self, verb: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, str, bytes, dict[str, str]]:
+    def _handle_http(self, verb: str, path: str, headers: dict[str, str], body: bytes) -> _HttpAnswer:
         parts = urlsplit(path)
         if parts.path.startswith("/api/") and len(parts.path) > len("/api/"):
             method = parts.path[len("/api/") :]
             status, response, extra = self._handle_api(method, parts.query, headers, body)
             payload = json.dumps(response, ensure_ascii=False).encode("utf-8")
-            return status, "application/json; charset=utf-8", payload, extra
+            return _HttpAnswer(
+                status, "application/json; charset=utf-8", payload, extra, self._take_fault(method)
+            )
         if parts.path.startswith("/response/") and verb == "POST":
             status, text, extra = self._handle_response_url(parts.path[len("/response/") :], headers, body)
-            return status, "text/plain; charset=utf-8", text.encode("utf-8"), extra
-        return 404, "text/plain; charset=utf-8", b"not_found", {}
+            return _HttpAnswer(
+                status,
+                "text/plain; charset=utf-8",
+                text.encode("utf-8"),
+                extra,
+                self._take_fault("response_url"),
+            )
+        if parts.path.startswith(_UPLOAD_PATH) and verb == "POST":
+            status, text = self._handle_upload(parts.path[len(_UPLOAD_PATH) :], headers, body)
+            return _HttpAnswer(
+                status, "text/plain; charset=utf-8", text.encode("utf-8"), {}, self._take_fault("file_upload")
+            )
+        return _HttpAnswer(404, "text/plain; charset=utf-8", b"not_found", {})
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        with self._lock:
+            queue = self._faults.get(method)
+            return queue.pop(0) if queue else None
 
     def _handle_api(
         self, method: str, query: str, headers: dict[str, str], body: bytes
@@ -731,7 +898,7 @@ class SlackEmulator:
                 response = self._dispatch_api(method, args, token)
             except _ApiError as exc:
                 status, extra_headers = exc.status, exc.headers
-                response = {"ok": False, "error": exc.error}
+                response = exc.response()
             except Exception:
                 # An emulator bug should still leave a trace in calls, not just a dropped request.
                 logger.exception("Slack emulator failed in %s", method)
@@ -765,7 +932,17 @@ class SlackEmulator:
         handler = self._methods.get(method)
         if handler is None:
             raise _ApiError("unknown_method")
+        if self._rate_limits_on:
+            self._enforce_rate_limit(method, args)
         return handler(args)
+
+    def _enforce_rate_limit(self, method: str, args: dict[str, Any]) -> None:
+        channel = args.get("channel")
+        # Resolve without creating anything: a refused call must leave the workspace exactly as it was.
+        key = self._resolve_channel_id(channel.strip(), create=False) if isinstance(channel, str) else None
+        retry_after = self._rate_limiter.retry_after(method, key)
+        if retry_after is not None:
+            raise _ApiError("ratelimited", 429, {"Retry-After": str(retry_after)})
 
     def _record(
         self, method: str, args: dict[str, Any], token: str | None, response: dict[str, Any], status: int
@@ -863,7 +1040,7 @@ class SlackEmulator:
             except _ApiError as exc:
                 touched_original = False
                 status, text, extra_headers = exc.status, exc.error, exc.headers
-                response = {"ok": False, "error": exc.error}
+                response = exc.response()
             except Exception:
                 logger.exception("Slack emulator failed on a response_url post")
                 touched_original = False
@@ -873,6 +1050,31 @@ class SlackEmulator:
                 self._replaced_originals.add(id(call))
         self._notify(call)
         return status, text, extra_headers
+
+    # ------------------------------------------------------------------ file upload URL
+
+    def _handle_upload(self, upload_token: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        with self._lock:
+            file_id = self._upload_tokens.get(upload_token)
+            args: dict[str, Any] = {"file_id": file_id, "length": len(body)}
+            try:
+                if file_id is None:
+                    raise _ApiError("not_found", 404)
+                self._raise_injected_failure("file_upload")
+                content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+                content = body
+                if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+                    # Slack takes raw bytes or a multipart form; in a form the file is its first file part.
+                    parts = self._parse_multipart(content_type, body).values()
+                    content = next((v for v in parts if isinstance(v, bytes)), b"")
+                    args["length"] = len(content)
+                self._files[file_id].content = content
+                status, text, response = 200, f"OK - {len(content)}", {"ok": True}
+            except _ApiError as exc:
+                status, text, response = exc.status, exc.error, exc.response()
+            call = self._record("file_upload", args, None, response, status)
+        self._notify(call)
+        return status, text
 
     @staticmethod
     def _parse_response_body(headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -904,6 +1106,8 @@ class SlackEmulator:
             return False
         if not has_content:
             raise _ApiError("no_text", 400)
+        # A response_url answers a refused payload with 400 and the error as plain text, as Slack does.
+        self._enforce_message_limits(args, status=400)
         if _truthy(args.get("replace_original")):
             if original is not None and not original.deleted:
                 # Unlike chat.update, a replace_original reply swaps the whole message, so a text-only
@@ -938,7 +1142,7 @@ class SlackEmulator:
         self._dm_users.setdefault(channel_id, members)
         return channel_id
 
-    def _resolve_channel_id(self, channel: str) -> str:
+    def _resolve_channel_id(self, channel: str, *, create: bool = True) -> str:
         if channel.startswith("#"):
             name = channel[1:]
             for known in self._channels.values():
@@ -946,9 +1150,12 @@ class SlackEmulator:
                     return known.id
             # Apps configured with "#name" expect it to exist; invent a stable id so posts still land.
             created = _Channel(id="C" + _short_id("channel", name), name=name)
-            self._channels[created.id] = created
+            if create:
+                self._channels[created.id] = created
             return created.id
         if channel[:1] in ("U", "W"):
+            if not create:
+                return "D" + _short_id("im", [channel])
             return self._dm_id([channel])
         return channel
 
@@ -982,7 +1189,15 @@ class SlackEmulator:
         if known is not None and known.is_archived:
             raise _ApiError("is_archived")
 
-    def _store_message(self, channel: str, args: dict[str, Any], thread_ts: str | None) -> Message:
+    def _store_message(
+        self,
+        channel: str,
+        args: dict[str, Any],
+        thread_ts: str | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        files: list[dict[str, Any]] | None = None,
+    ) -> Message:
         msg = Message(
             channel=channel,
             ts=self._next_ts(),
@@ -992,14 +1207,52 @@ class SlackEmulator:
             thread_ts=thread_ts,
             edits=0,
             deleted=False,
+            metadata=copy.deepcopy(metadata),
+            files=copy.deepcopy(files or []),
         )
         self._messages.setdefault(channel, {})[msg.ts] = msg
-        extras = {k: copy.deepcopy(args[k]) for k in ("attachments", "metadata") if args.get(k)}
-        if extras:
-            self._extras[(channel, msg.ts)] = extras
+        if args.get("attachments"):
+            self._extras[(channel, msg.ts)] = {"attachments": copy.deepcopy(args["attachments"])}
         return msg
 
-    def _message_dict(self, msg: Message) -> dict[str, Any]:
+    @staticmethod
+    def _parse_metadata(args: dict[str, Any]) -> dict[str, Any] | None:
+        """The message metadata in ``args`` in Slack's shape, or None when the call carries none."""
+        raw = args.get("metadata")
+        if raw is None:
+            return None
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("event_type"), str)
+            or not raw["event_type"]
+            or not isinstance(raw.get("event_payload"), dict)
+        ):
+            raise _ApiError("invalid_metadata_format")
+        return {"event_type": raw["event_type"], "event_payload": copy.deepcopy(raw["event_payload"])}
+
+    @staticmethod
+    def _enforce_message_limits(args: dict[str, Any], status: int = 200) -> None:
+        problems = find_limit_problems(args, "message")
+        if not problems:
+            return
+        if any(p.error == "msg_too_long" for p in problems):
+            raise _ApiError("msg_too_long", status)
+        messages = [p.message for p in problems]
+        # chat.* answers carry the problems twice: bare in "errors" and prefixed in response_metadata.
+        extra = {
+            "errors": [m.removeprefix("[ERROR] ") for m in messages],
+            "response_metadata": {"messages": messages},
+        }
+        raise _ApiError("invalid_blocks", status, extra=extra)
+
+    @staticmethod
+    def _enforce_view_limits(view: dict[str, Any]) -> None:
+        problems = find_limit_problems(view, "view")
+        if problems:
+            messages = [p.message for p in problems]
+            raise _ApiError("invalid_arguments", extra={"response_metadata": {"messages": messages}})
+
+    def _message_dict(self, msg: Message, *, include_metadata: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
             "type": "message",
             "text": msg.text,
@@ -1012,6 +1265,11 @@ class SlackEmulator:
             data["app_id"] = APP_ID
         if msg.blocks:
             data["blocks"] = copy.deepcopy(msg.blocks)
+        if msg.files:
+            data["files"] = copy.deepcopy(msg.files)
+            data["upload"] = True
+        if msg.metadata is not None and include_metadata:
+            data["metadata"] = copy.deepcopy(msg.metadata)
         data.update(copy.deepcopy(self._extras.get((msg.channel, msg.ts), {})))
         if msg.thread_ts is not None:
             data["thread_ts"] = msg.thread_ts
@@ -1095,6 +1353,7 @@ class SlackEmulator:
         view = args.get("view")
         if not isinstance(view, dict) or view.get("type") != expected_type:
             raise _ApiError("invalid_arguments")
+        self._enforce_view_limits(view)
         return view
 
     def _use_trigger(self, args: dict[str, Any]) -> str:
@@ -1131,11 +1390,13 @@ class SlackEmulator:
         channel = self._require_channel(args)
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             raise _ApiError("no_text")
+        self._enforce_message_limits(args)
+        metadata = self._parse_metadata(args)
         self._check_postable(channel)
         thread_ts = args.get("thread_ts") or None
         if thread_ts is not None:
             thread_ts = self._thread_root(channel, str(thread_ts))
-        msg = self._store_message(channel, args, thread_ts)
+        msg = self._store_message(channel, args, thread_ts, metadata=metadata)
         return {"ok": True, "channel": channel, "ts": msg.ts, "message": self._message_dict(msg)}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -1145,6 +1406,10 @@ class SlackEmulator:
             raise _ApiError("cant_update_message")
         if not any(k in args for k in ("text", "blocks", "attachments")):
             raise _ApiError("no_text")
+        self._enforce_message_limits(args)
+        metadata = self._parse_metadata(args)
+        if metadata is not None:
+            msg.metadata = metadata
         if "text" in args:
             msg.text = str(args.get("text") or "")
         if "blocks" in args:
@@ -1183,6 +1448,7 @@ class SlackEmulator:
             raise _ApiError("user_not_in_channel")
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             raise _ApiError("no_text")
+        self._enforce_message_limits(args)
         self._check_postable(channel)
         if args.get("thread_ts"):
             self._thread_root(channel, str(args["thread_ts"]))
@@ -1282,30 +1548,55 @@ class SlackEmulator:
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._require_channel(args)
-        messages = [
-            self._message_dict(m)
-            for m in self._messages.get(channel, {}).values()
-            if m.thread_ts is None and not m.deleted
+        candidates = [
+            m for m in self._messages.get(channel, {}).values() if m.thread_ts is None and not m.deleted
         ]
-        messages.reverse()  # Slack returns history newest first.
-        limit = int(args.get("limit") or 100)
-        return {
-            "ok": True,
-            "messages": messages[:limit],
-            "has_more": len(messages) > limit,
-            "response_metadata": {"next_cursor": ""},
-        }
+        # Slack returns history newest first; a cursor continues towards older messages.
+        return self._message_page(args, candidates, newest_first=True, default_limit=100)
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._require_channel(args)
         root = self._thread_root(channel, str(args.get("ts") or ""))
         parent = self._messages[channel][root]
         replies = [m for m in self._messages[channel].values() if m.thread_ts == root and not m.deleted]
+        # The parent comes first, then replies oldest first; the parent is simply the oldest message.
+        return self._message_page(args, [parent, *replies], newest_first=False, default_limit=1000)
+
+    def _message_page(
+        self, args: dict[str, Any], candidates: list[Message], *, newest_first: bool, default_limit: int
+    ) -> dict[str, Any]:
+        """One page of ``candidates`` filtered by oldest / latest / inclusive, as history and replies do."""
+        inclusive = _truthy(args.get("inclusive"))
+        oldest = _parse_ts(args.get("oldest"), "invalid_ts_oldest")
+        latest = _parse_ts(args.get("latest"), "invalid_ts_latest")
+        try:
+            limit = int(args.get("limit") or default_limit)
+        except (TypeError, ValueError):
+            raise _ApiError("invalid_limit") from None
+        # Slack caps a page at 999 items whatever limit asks for.
+        limit = max(1, min(limit, 999))
+        cursor = _decode_cursor(args.get("cursor"))
+
+        def in_range(ts: Decimal) -> bool:
+            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+                return False
+            return latest is None or ts < latest or (ts == latest and inclusive)
+
+        keyed = sorted(
+            ((Decimal(m.ts), m) for m in candidates), key=lambda pair: pair[0], reverse=newest_first
+        )
+        selected = [(ts, m) for ts, m in keyed if in_range(ts)]
+        if cursor is not None:
+            # The cursor names the first message of the page it leads to.
+            selected = [(ts, m) for ts, m in selected if (ts <= cursor if newest_first else ts >= cursor)]
+        page, rest = selected[:limit], selected[limit:]
+        include_metadata = _truthy(args.get("include_all_metadata"))
         return {
             "ok": True,
-            "messages": [self._message_dict(parent)] + [self._message_dict(m) for m in replies],
-            "has_more": False,
-            "response_metadata": {"next_cursor": ""},
+            "messages": [self._message_dict(m, include_metadata=include_metadata) for _, m in page],
+            "has_more": bool(rest),
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": _encode_cursor(rest[0][1].ts) if rest else ""},
         }
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -1429,3 +1720,81 @@ class SlackEmulator:
         channel = self._require_channel(args)
         self._require_message(channel, args.get("timestamp"))
         return {"ok": True}
+
+    def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename = args.get("filename")
+        if not isinstance(filename, str) or not filename.strip():
+            raise _ApiError("invalid_arguments")
+        try:
+            length = int(args.get("length"))
+        except (TypeError, ValueError):
+            raise _ApiError("invalid_arguments") from None
+        if length <= 0:
+            # Slack's documented answer for a zero length.
+            raise _ApiError("missing_argument")
+        self._counter += 1
+        file_id = "F" + _short_id("file", filename, self._counter)
+        upload_token = secrets.token_hex(12)
+        self._files[file_id] = _PendingFile(file_id, filename, length)
+        self._upload_tokens[upload_token] = file_id
+        return {"ok": True, "upload_url": f"{self.root_url}{_UPLOAD_PATH}{upload_token}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        requested = args.get("files")
+        if isinstance(requested, str):
+            try:
+                requested = json.loads(requested)
+            except json.JSONDecodeError:
+                raise _ApiError("invalid_arguments") from None
+        if not isinstance(requested, list) or not requested:
+            raise _ApiError("invalid_arguments")
+        pending: list[tuple[_PendingFile, str]] = []
+        for entry in requested:
+            if not isinstance(entry, dict):
+                raise _ApiError("invalid_arguments")
+            known = self._files.get(str(entry.get("id") or ""))
+            # An id never uploaded to, or already completed, is refused; Slack does not document what a
+            # second completion does, and refusing keeps a retried completion from sharing twice.
+            if known is None or known.content is None or known.completed:
+                raise _ApiError("file_not_found")
+            pending.append((known, str(entry.get("title") or known.filename)))
+
+        channel: str | None = None
+        raw_channel = args.get("channel_id") or args.get("channels")
+        if isinstance(raw_channel, str) and raw_channel.strip():
+            # slack_sdk sends `channels` comma-joined; the emulator shares into the first one.
+            channel = self._resolve_channel_id(raw_channel.split(",")[0].strip())
+            self._check_postable(channel)
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts is not None:
+            if channel is None:
+                raise _ApiError("invalid_arguments")
+            thread_ts = self._thread_root(channel, str(thread_ts))
+
+        shared = [self._file_dict(known, title) for known, title in pending]
+        for known, title in pending:
+            known.completed = True
+            self._uploads.append(
+                UploadedFile(known.id, known.filename, title, known.content or b"", channel, thread_ts)
+            )
+        if channel is not None:
+            comment = {"text": str(args.get("initial_comment") or "")}
+            self._store_message(channel, comment, thread_ts, files=shared)
+        return {"ok": True, "files": shared}
+
+    def _file_dict(self, known: _PendingFile, title: str) -> dict[str, Any]:
+        now = int(time.time())
+        extension = known.filename.rsplit(".", 1)[-1].lower() if "." in known.filename else "binary"
+        return {
+            "id": known.id,
+            "created": now,
+            "timestamp": now,
+            "name": known.filename,
+            "title": title,
+            "mimetype": mimetypes.guess_type(known.filename)[0] or "application/octet-stream",
+            "filetype": extension,
+            "user": self.bot_user_id,
+            "size": len(known.content or b""),
+            "url_private": f"https://files.slack.com/files-pri/{self.team_id}-{known.id}/{known.filename}",
+            "permalink": f"https://{self.team_domain}.slack.com/files/{self.bot_user_id}/{known.id}/{known.filename}",
+        }

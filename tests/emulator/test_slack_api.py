@@ -23,9 +23,9 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from bot.emulator import Message, RecordedCall, SignedSlackClient, SlackEmulator
+from tests.emulator.conftest import CHANNEL
 
 SECRET = "test-signing-secret"
-CHANNEL = "C0INCIDENT"
 
 ACTION_BLOCKS: list[dict[str, Any]] = [
     {"type": "section", "block_id": "summary", "text": {"type": "mrkdwn", "text": "*INC-1* database down"}},
@@ -107,19 +107,6 @@ MODAL: dict[str, Any] = {
         },
     ],
 }
-
-
-@pytest.fixture
-def emulator() -> Iterator[SlackEmulator]:
-    with SlackEmulator() as emu:
-        emu.add_user("U1", "alice", "Alice Liddell", tz="Europe/London")
-        emu.add_user("U2", "bob")
-        yield emu
-
-
-@pytest.fixture
-def client(emulator: SlackEmulator) -> WebClient:
-    return WebClient(token="xoxb-test", base_url=emulator.base_url)
 
 
 @dataclass
