@@ -1,9 +1,10 @@
 """Local Slack stand-ins: a Web API emulator and a client that signs requests into the app like Slack."""
 
-from bot.emulator.slack_api import Message, RecordedCall, SlackEmulator, UploadedFile, View
+from bot.emulator.slack_api import ArrivedCall, Message, RecordedCall, SlackEmulator, UploadedFile, View
 from bot.emulator.slack_client import SignedSlackClient, SlackHttpResponse
 
 __all__ = [
+    "ArrivedCall",
     "Message",
     "RecordedCall",
     "SignedSlackClient",

@@ -74,6 +74,18 @@ class RecordedCall:
         return self.http_status == 200 and bool(self.response.get("ok"))
 
 
+@dataclass(frozen=True)
+class ArrivedCall:
+    """A Web API request as it reached the emulator: before any delay() and before it was answered.
+
+    A call that has arrived but is not yet in ``calls`` is in flight, e.g. held by ``delay()``.
+    """
+
+    method: str
+    args: dict[str, Any]
+    at: float
+
+
 @dataclass
 class Message:
     """A message as the channel currently shows it (after chat.update / chat.delete)."""
@@ -198,7 +210,7 @@ class _Channel:
     members: set[str] = field(default_factory=set)
 
 
-def _always(_call: RecordedCall) -> bool:
+def _always(_call: object) -> bool:
     return True
 
 
@@ -369,6 +381,7 @@ class SlackEmulator:
         self._stopping = threading.Event()
 
         self._calls: list[RecordedCall] = []
+        self._arrivals: list[ArrivedCall] = []
         self._subscribers: list[Callable[[RecordedCall], None]] = []
         self._last_ts_us = 0
         self._counter = 0
@@ -517,8 +530,35 @@ class SlackEmulator:
                     raise AssertionError(self._timeout_message(method, count, len(matches), timeout))
                 self._cond.wait(remaining)
 
+    def arrivals(self, method: str) -> list[ArrivedCall]:
+        """Requests to ``method`` in the order they reached the emulator, answered or still in flight."""
+        with self._lock:
+            return [a for a in self._arrivals if a.method == method]
+
+    def wait_for_arrival(
+        self,
+        method: str,
+        predicate: Callable[[ArrivedCall], bool] = _always,
+        timeout: float = 5.0,
+    ) -> ArrivedCall:
+        """Wait until a matching request has reached the emulator (it may still be held by ``delay()``)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for arrival in self._arrivals:
+                    if arrival.method == method and self._matches(predicate, arrival):
+                        return arrival
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [_summarise(a.args) for a in self._arrivals if a.method == method]
+                    raise AssertionError(
+                        f"timed out after {timeout:g}s waiting for a matching {method!r} request to arrive; "
+                        f"{len(seen)} arrived: {seen}"
+                    )
+                self._cond.wait(remaining)
+
     @staticmethod
-    def _matches(predicate: Callable[[RecordedCall], bool], call: RecordedCall) -> bool:
+    def _matches(predicate: Callable[[Any], bool], call: Any) -> bool:
         try:
             return bool(predicate(call))
         except (KeyError, IndexError, TypeError, AttributeError):
@@ -756,6 +796,7 @@ class SlackEmulator:
         """Forget calls, messages, views and pending failures; users, usergroups and subscribers stay."""
         with self._lock:
             self._calls.clear()
+            self._arrivals.clear()
             self._messages.clear()
             self._extras.clear()
             self._channels.clear()
@@ -881,13 +922,24 @@ class SlackEmulator:
         args: dict[str, Any] = {}
         token: str | None = None
         status, extra_headers = 200, {}
+        try:
+            parsed: dict[str, Any] | _ApiError = self._parse_args(
+                query, lowered.get("content-type", ""), body
+            )
+        except _ApiError as exc:
+            parsed = exc
         with self._lock:
+            seen = {k: v for k, v in parsed.items() if k != "token"} if isinstance(parsed, dict) else {}
+            self._arrivals.append(ArrivedCall(method=method, args=copy.deepcopy(seen), at=time.time()))
+            self._cond.notify_all()
             pause = self._delays.get(method, 0.0)
         if pause:
             time.sleep(pause)  # outside the lock, so other calls are not held up
         with self._lock:
             try:
-                args = self._parse_args(query, lowered.get("content-type", ""), body)
+                if isinstance(parsed, _ApiError):
+                    raise parsed
+                args = parsed
                 form_token = args.pop("token", None)
                 auth = lowered.get("authorization", "")
                 if auth.lower().startswith("bearer "):

@@ -424,6 +424,31 @@ def test_injected_server_and_api_errors(emulator: SlackEmulator, client: WebClie
     assert [c.http_status for c in emulator.calls] == [500, 200, 200, 200]
 
 
+def test_a_delayed_call_is_seen_arriving_before_it_is_answered(
+    emulator: SlackEmulator, client: WebClient
+) -> None:
+    emulator.delay("chat.postMessage", seconds=2)
+    answered: list[str] = []
+    sender = threading.Thread(
+        target=lambda: answered.append(client.chat_postMessage(channel=CHANNEL, text="slow")["ts"])
+    )
+    sender.start()
+    try:
+        arrival = emulator.wait_for_arrival("chat.postMessage", lambda a: a.args["text"] == "slow")
+        assert arrival.args == {"channel": CHANNEL, "text": "slow"}
+        assert "token" not in arrival.args
+        assert emulator.calls_to("chat.postMessage") == []  # still held by the delay: in flight
+    finally:
+        sender.join(timeout=10)
+    assert len(answered) == 1
+    assert [a.method for a in emulator.arrivals("chat.postMessage")] == ["chat.postMessage"]
+    assert len(emulator.calls_to("chat.postMessage")) == 1
+    with pytest.raises(AssertionError, match="1 arrived"):
+        emulator.wait_for_arrival("chat.postMessage", lambda a: a.args["text"] == "other", timeout=0.1)
+    emulator.reset()
+    assert emulator.arrivals("chat.postMessage") == []
+
+
 def test_response_url_via_webhook_client(emulator: SlackEmulator) -> None:
     url = emulator.new_response_url(CHANNEL, "U1")
     assert url.startswith(f"{emulator.root_url}/response/")
