@@ -86,9 +86,7 @@ def register(app: App, tars: Tars) -> None:
             _incident_id(action["value"]), actor=body["user"]["id"]
         )
         respond(
-            text=f"Requested {request.ref} to revert: {request.summary}. It needs approval.",
-            response_type="ephemeral",
-            replace_original=False,
+            text=rendering.revert_requested_reply(request), response_type="ephemeral", replace_original=False
         )
 
     @app.action(rendering.MERGE_ACTION)

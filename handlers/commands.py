@@ -30,7 +30,6 @@ from bot.commands import (
     parse_command,
 )
 from bot.errors import UsageError
-from bot.models import ActionRequest
 from bot.runtime import Tars
 from handlers.errors import guarded
 
@@ -60,11 +59,7 @@ def register(app: App, tars: Tars) -> None:
                 )
             case Declare():
                 incident = flows.declare(parsed, actor=actor, origin_channel=channel)
-                respond(
-                    text=f"Declared *{incident.ref}* and paged {rendering.mention(incident.oncall)}; "
-                    f"the card is in <#{incident.channel_id}>.",
-                    response_type="ephemeral",
-                )
+                respond(text=rendering.declared_reply(incident), response_type="ephemeral")
             case Acknowledge(incident_id):
                 change = flows.acknowledge(incident_id, actor=actor)
                 respond(text=f"You acknowledged {change.incident.ref}.", response_type="ephemeral")
@@ -88,16 +83,16 @@ def register(app: App, tars: Tars) -> None:
                 respond(text=f"Resolved {change.incident.ref}.", response_type="ephemeral")
             case RequestRollback(incident_id, service, to_revision):
                 action = tars.remediation.request_rollback(incident_id, service, to_revision, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RequestScale(incident_id, service, replicas):
                 action = tars.remediation.request_scale(incident_id, service, replicas, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RequestFlag(incident_id, flag, value):
                 action = tars.remediation.request_flag(incident_id, flag, value, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RequestEnv(incident_id, function, changes):
                 action = tars.remediation.request_env(incident_id, function, changes, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RollbackByCommit(incident_id, service, commit):
                 issue, pull = tars.code_fixes.rollback_by_issue(incident_id, service, commit, actor=actor)
                 respond(
@@ -113,11 +108,7 @@ def register(app: App, tars: Tars) -> None:
                 )
             case DraftPostmortem(incident_id):
                 link = tars.code_fixes.postmortem(incident_id, actor=actor)
-                respond(
-                    text="Posted the post-mortem draft in the incident thread"
-                    + (f": {link}" if link else "."),
-                    response_type="ephemeral",
-                )
+                respond(text=rendering.postmortem_posted_reply(link), response_type="ephemeral")
             case ListOpen():
                 respond(
                     text=rendering.incident_list_text(flows.open_incidents(), tars.clock.now()),
@@ -125,15 +116,8 @@ def register(app: App, tars: Tars) -> None:
                 )
             case Show(incident_id):
                 incident, events = flows.incident_with_timeline(incident_id)
-                text = rendering.incident_detail_text(incident, events)
                 advice = tars.remediation.advice_for(incident) if incident.is_open else None
-                if advice:
-                    text += f"\n*Rollback advice*: {advice}"
-                respond(text=text, response_type="ephemeral")
-
-
-def _requested(action: ActionRequest) -> str:
-    return (
-        f"Requested remediation {action.ref}: {action.summary}. It needs {action.required_approvals} "
-        "approval(s) from someone else; the card is in the incident thread."
-    )
+                respond(
+                    text=rendering.incident_detail_text(incident, events, advice=advice),
+                    response_type="ephemeral",
+                )

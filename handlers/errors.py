@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.errors import DomainError
+from bot.slack_limits import fit_text
 from handlers.replies import reply_privately
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ _INJECTABLE = {"ack", "body", "respond", "client", "action", "command", "view", 
 
 def friendly_message(error: Exception) -> str:
     if isinstance(error, DomainError):
-        return error.message
+        return fit_text(error.message)
     if isinstance(error, StaleDataError):
         return (
             "Someone changed this incident at the same moment; nothing of yours was saved. Please try again."
