@@ -14,9 +14,9 @@ from bot import inputs
 from bot.errors import UsageError
 from bot.inputs import clean
 from bot.models import OPEN_STATUSES, Status
-from bot.rendering import echo
+from bot.rendering import echo, escape
 
-USAGE = {
+_USAGE = {
     "declare": '/incident declare <service> <P1|P2|P3|P4> <description...> [impact="..."]',
     "ack": "/incident ack <incident>",
     "status": "/incident status <incident> <investigating|mitigating|monitoring>",
@@ -33,6 +33,8 @@ USAGE = {
     "show": "/incident show <incident>",
     "help": "/incident help",
 }
+# As shown in mrkdwn replies: `<service>` must not reach Slack as markup.
+USAGE = {name: escape(usage) for name, usage in _USAGE.items()}
 
 REF_PATTERN = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.IGNORECASE)
 SEVERITY_PATTERN = re.compile(r"^p([1-4])$", re.IGNORECASE)

@@ -328,7 +328,7 @@ def scheduled_update(
     if nag_user:
         extra.append(
             f"{mention(nag_user)} no new findings since the last update; "
-            f"please post them with `/incident update {incident.id} <findings>`."
+            f"please post them with `/incident update {incident.id} &lt;findings&gt;`."
         )
     if late_due:
         extra.append(f"⏰ Late: this update was due at {fmt_time(late_due)}; TARS was not running then.")
@@ -419,7 +419,9 @@ def incident_list_text(incidents: Sequence[Incident], now: datetime) -> str:
             f"{incident.status_enum.label}, {acked} — {_short(incident.description, 200)} "
             f"(open {age}, on-call {mention(incident.oncall)})"
         )
-    return _clip_lines(lines, MESSAGE_TEXT, lambda n: f"…{n} more; `/incident show <incident>` has each one")
+    return _clip_lines(
+        lines, MESSAGE_TEXT, lambda n: f"…{n} more; `/incident show &lt;incident&gt;` has each one"
+    )
 
 
 def _clip_lines(lines: list[str], budget: int, more: Callable[[int], str]) -> str:
@@ -741,7 +743,9 @@ REVERT_FLAG_ACTION = "flag_revert"
 def flags_help_text(flags: dict[str, Any]) -> str:
     if not flags:
         return "No feature flags are in the catalog (`flags:` in TARS_CONFIG)."
-    lines = ["*Feature flags TARS may change* (`/incident flag <incident> <flag> <value>`, after approval):"]
+    lines = [
+        "*Feature flags TARS may change* (`/incident flag &lt;incident&gt; &lt;flag&gt; &lt;value&gt;`, after approval):"
+    ]
     for name, flag in sorted(flags.items()):
         values = " | ".join(flag.values)
         lines.append(

@@ -50,7 +50,7 @@ def register(app: App, tars: Tars) -> None:
         incident_id, _, severity = value.partition(":")
         if not severity.isdigit():
             raise UsageError(
-                "That severity option is not understood; use `/incident severity <incident> <P1..P4>`."
+                "That severity option is not understood; use `/incident severity &lt;incident&gt; &lt;P1..P4&gt;`."
             )
         tars.flows.set_severity(_incident_id(incident_id), int(severity), actor=body["user"]["id"])
 

@@ -37,7 +37,7 @@ def friendly_message(error: Exception) -> str:
         )
     return (
         f"TARS hit an unexpected error ({type(error).__name__}). It has been logged; "
-        "check `/incident show <incident>` to see what was saved."
+        "check `/incident show &lt;incident&gt;` to see what was saved."
     )
 
 
