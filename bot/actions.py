@@ -138,7 +138,8 @@ class ActionService:
             busy = None
         if busy is not None:
             raise IllegalTransition(
-                f"{incident.ref} already has remediation {busy.ref} {busy.state_enum.value}: {busy.summary}. "
+                f"{incident.ref} already has remediation {busy.ref} {busy.state_enum.value}: "
+                f"{rendering.escape(busy.summary)}. "
                 "The runbook says not to apply several fixes at once; wait for it, or deny it first."
             )
 

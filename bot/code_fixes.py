@@ -162,7 +162,7 @@ class CodeFixFlows:
             return f"DRY RUN: {result.summary}; nothing was merged."
         with transaction(self.sessions) as session:
             stored = self.incidents.get(session, incident_id)
-            text = f"🔀 {stored.ref}: <@{actor}> merged {result.summary}"
+            text = rendering.merged_text(stored, actor, result.summary)
             self.incidents.record(
                 session,
                 stored,
@@ -209,7 +209,7 @@ class CodeFixFlows:
             "hotfix_issue",
             f"Hotfix issue {issue.url}: {fields.summary}",
             {"repo": repo, "issue": issue.number},
-            announce=f"🛠️ {incident.ref}: <@{actor}> opened {label} issue <{issue.url}|{repo}#{issue.number}>: {fields.summary}",
+            announce=rendering.hotfix_opened_text(incident, actor, label, issue, fields.summary),
         )
         return issue
 
@@ -235,18 +235,16 @@ class CodeFixFlows:
             except IntegrationError as error:
                 log.error("post-mortem issue for %s failed: %s", incident.ref, error.message)
                 link = f"(GitHub issue not created: {error.message})"
-        text = (
-            f"📝 Post-mortem draft for {incident.ref}"
-            + (f": {link}" if link else "")
-            + f"\n```\n{markdown}\n```"
-        )
+        draft = rendering.postmortem_draft(incident, markdown, link)
+        # TODO: when draft.file_name is set, also upload draft.file_content with files_upload_v2 (the Slack
+        # emulator is getting files.upload on another branch); until then the thread shows the draft's start.
         self._record(
             incident_id,
             actor,
             "postmortem_draft",
             f"Post-mortem draft posted{': ' + link if link else ''}",
             {"issue": link},
-            thread=text,
+            thread=draft.text,
         )
         return link
 

@@ -10,10 +10,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot import inputs
 from bot.errors import UsageError
+from bot.inputs import clean
 from bot.models import OPEN_STATUSES, Status
+from bot.rendering import echo, escape
 
-USAGE = {
+_USAGE = {
     "declare": '/incident declare <service> <P1|P2|P3|P4> <description...> [impact="..."]',
     "ack": "/incident ack <incident>",
     "status": "/incident status <incident> <investigating|mitigating|monitoring>",
@@ -30,6 +33,8 @@ USAGE = {
     "show": "/incident show <incident>",
     "help": "/incident help",
 }
+# As shown in mrkdwn replies: `<service>` must not reach Slack as markup.
+USAGE = {name: escape(usage) for name, usage in _USAGE.items()}
 
 REF_PATTERN = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.IGNORECASE)
 SEVERITY_PATTERN = re.compile(r"^p([1-4])$", re.IGNORECASE)
@@ -170,7 +175,7 @@ def parse_ref(token: str, usage: str) -> int:
     match = REF_PATTERN.match(token.strip())
     if not match or int(match.group(1)) == 0:
         raise UsageError(
-            f"`{token}` is not an incident reference; write it as `42`, `#42` or `INC-42`.\nUsage: `{usage}`"
+            f"`{echo(token)}` is not an incident reference; write it as `42`, `#42` or `INC-42`.\nUsage: `{usage}`"
         )
     return int(match.group(1))
 
@@ -178,7 +183,7 @@ def parse_ref(token: str, usage: str) -> int:
 def parse_severity(token: str, usage: str) -> int:
     match = SEVERITY_PATTERN.match(token.strip())
     if not match:
-        raise UsageError(f"`{token}` is not a severity; use one of P1, P2, P3, P4.\nUsage: `{usage}`")
+        raise UsageError(f"`{echo(token)}` is not a severity; use one of P1, P2, P3, P4.\nUsage: `{usage}`")
     return int(match.group(1))
 
 
@@ -189,7 +194,9 @@ def validate_service(name: str, known: Iterable[str]) -> str:
         listing = (
             ", ".join(f"`{s}`" for s in known_sorted) or "(none configured: add `services:` to TARS_CONFIG)"
         )
-        raise UsageError(f"Unknown service `{name}`. Known services: {listing}.\nUsage: `{USAGE['declare']}`")
+        raise UsageError(
+            f"Unknown service `{echo(name)}`. Known services: {listing}.\nUsage: `{USAGE['declare']}`"
+        )
     return service
 
 
@@ -201,7 +208,7 @@ def _take_options(text: str, allowed: set[str], usage: str) -> tuple[str, dict[s
         if key not in allowed:
             return match.group(0)
         if key in options:
-            raise UsageError(f"`{key}=` is given twice.\nUsage: `{usage}`")
+            raise UsageError(f"`{echo(key)}=` is given twice.\nUsage: `{usage}`")
         value = next(v for v in (match.group(g) for g in ("dq", "cq", "sq", "bare")) if v is not None)
         options[key] = value.strip()
         return ""
@@ -216,6 +223,12 @@ def _split(text: str, count: int) -> list[str]:
 
 
 def parse_command(text: str, known_services: Iterable[str]) -> Command:
+    """`text` as Slack sends it (`&`, `<`, `>` escaped) → a command whose fields hold what the person typed.
+
+    Raises UsageError, and only UsageError, for anything else: a reply that says what to change.
+    """
+    text = inputs.slack_unescape(text)
+    inputs.check_command_length(text)
     words = _split(text, 1)
     if not words:
         return Help()
@@ -223,7 +236,7 @@ def parse_command(text: str, known_services: Iterable[str]) -> Command:
     rest = words[1] if len(words) > 1 else ""
     parser = _PARSERS.get(name)
     if parser is None:
-        raise UsageError(f"Unknown sub-command `{words[0]}`.\n" + help_text())
+        raise UsageError(f"Unknown sub-command `{echo(words[0])}`.\n" + help_text())
     return parser(rest, known_services)
 
 
@@ -243,8 +256,13 @@ def _parse_declare(rest: str, known: Iterable[str]) -> Command:
     _require(parts, 2, "the severity (P1, P2, P3 or P4)", usage)
     severity = parse_severity(parts[1], usage)
     _require(parts, 3, "the description", usage)
-    impact = options.get("impact") or None
-    return Declare(service=service, severity=severity, description=parts[2], impact=impact)
+    impact = clean(inputs.IMPACT, options["impact"]) if "impact" in options else None
+    return Declare(
+        service=service,
+        severity=severity,
+        description=clean(inputs.DESCRIPTION, parts[2]),
+        impact=impact or None,
+    )
 
 
 def _parse_ack(rest: str, _known: Iterable[str]) -> Command:
@@ -270,7 +288,7 @@ def _parse_status(rest: str, _known: Iterable[str]) -> Command:
     allowed = {s.value: s for s in OPEN_STATUSES}
     if wanted not in allowed:
         raise UsageError(
-            f"`{parts[1]}` is not a status; use investigating, mitigating or monitoring.\nUsage: `{usage}`"
+            f"`{echo(parts[1])}` is not a status; use investigating, mitigating or monitoring.\nUsage: `{usage}`"
         )
     return SetStatus(incident_id, allowed[wanted])
 
@@ -293,7 +311,8 @@ def _parse_update(rest: str, _known: Iterable[str]) -> Command:
     _require(parts, 1, "the incident", usage)
     incident_id = parse_ref(parts[0], usage)
     _require(parts, 2, "the latest findings", usage)
-    return PostUpdate(incident_id, findings=parts[1], eta=options.get("eta") or None)
+    eta = clean(inputs.ETA, options["eta"]) if "eta" in options else None
+    return PostUpdate(incident_id, findings=clean(inputs.FINDINGS, parts[1]), eta=eta or None)
 
 
 def _parse_resolve(rest: str, _known: Iterable[str]) -> Command:
@@ -308,7 +327,10 @@ def _parse_resolve(rest: str, _known: Iterable[str]) -> Command:
     _require(parts, 2, "the root cause", usage)
     users = options.get("users")
     return Resolve(
-        incident_id, root_cause=parts[1], users_affected=parse_users_affected(users, usage), force=force
+        incident_id,
+        root_cause=clean(inputs.ROOT_CAUSE, parts[1]),
+        users_affected=parse_users_affected(users, usage),
+        force=force,
     )
 
 
@@ -318,7 +340,7 @@ def parse_users_affected(value: str | None, usage: str) -> int | None:
     cleaned = value.replace(",", "").replace("_", "")
     if not re.fullmatch(r"[0-9]{1,9}", cleaned):
         raise UsageError(
-            f"`users={value}` must be a whole number of users, e.g. `users=1200`.\nUsage: `{usage}`"
+            f"`users={echo(value)}` must be a whole number of users, e.g. `users=1200`.\nUsage: `{usage}`"
         )
     return int(cleaned)
 
@@ -343,14 +365,14 @@ def _parse_rollback(rest: str, known: Iterable[str]) -> Command:
             )
         if not re.fullmatch(r"[0-9a-fA-F]{7,40}", options["commit"]):
             raise UsageError(
-                f"`commit={options['commit']}` is not a commit sha (7 to 40 hex digits).\nUsage: `{usage}`"
+                f"`commit={echo(options['commit'])}` is not a commit sha (7 to 40 hex digits).\nUsage: `{usage}`"
             )
         return RollbackByCommit(incident_id, service, options["commit"].lower())
     to_revision = None
     if "to" in options:
         if not re.fullmatch(r"[0-9]{1,6}", options["to"]) or int(options["to"]) == 0:
             raise UsageError(
-                f"`to={options['to']}` must be a revision number, e.g. `to=6`.\nUsage: `{usage}`"
+                f"`to={echo(options['to'])}` must be a revision number, e.g. `to=6`.\nUsage: `{usage}`"
             )
         to_revision = int(options["to"])
     return RequestRollback(incident_id, service, to_revision)
@@ -367,7 +389,7 @@ def _parse_scale(rest: str, known: Iterable[str]) -> Command:
     if len(parts) > 3:
         raise UsageError(f"`scale` takes the incident, the service and a number.\nUsage: `{usage}`")
     if not re.fullmatch(r"[0-9]{1,4}", parts[2]):
-        raise UsageError(f"`{parts[2]}` is not a number of replicas.\nUsage: `{usage}`")
+        raise UsageError(f"`{echo(parts[2])}` is not a number of replicas.\nUsage: `{usage}`")
     return RequestScale(incident_id, service, int(parts[2]))
 
 
@@ -380,7 +402,7 @@ def _parse_flag(rest: str, _known: Iterable[str]) -> Command:
     _require(parts, 3, "the new value", usage)
     if len(parts) > 3:
         raise UsageError(f"`flag` takes the incident, one flag and one value.\nUsage: `{usage}`")
-    return RequestFlag(incident_id, parts[1], parts[2])
+    return RequestFlag(incident_id, clean(inputs.FLAG_NAME, parts[1]), clean(inputs.FLAG_VALUE, parts[2]))
 
 
 ENV_PAIR = re.compile(r"""(?<!\S)([A-Za-z][A-Za-z0-9_]*)=(?:"([^"]*)"|'([^']*)'|(\S*))""")
@@ -397,12 +419,12 @@ def _parse_env(rest: str, _known: Iterable[str]) -> Command:
     changes: dict[str, str] = {}
     leftover = ENV_PAIR.sub("", parts[2]).strip()
     if leftover:
-        raise UsageError(f"`{leftover.split()[0]}` is not a KEY=value pair.\nUsage: `{usage}`")
+        raise UsageError(f"`{echo(leftover.split()[0])}` is not a KEY=value pair.\nUsage: `{usage}`")
     for key, double, single, bare in ENV_PAIR.findall(parts[2]):
         if key in changes:
-            raise UsageError(f"`{key}` is given twice.\nUsage: `{usage}`")
-        changes[key] = double or single or bare
-    return RequestEnv(incident_id, parts[1], changes)
+            raise UsageError(f"`{echo(key)}` is given twice.\nUsage: `{usage}`")
+        changes[clean(inputs.ENV_KEY, key)] = clean(inputs.ENV_VALUE, double or single or bare)
+    return RequestEnv(incident_id, clean(inputs.FUNCTION, parts[1]), changes)
 
 
 def _parse_hotfix(rest: str, _known: Iterable[str]) -> Command:
@@ -411,7 +433,7 @@ def _parse_hotfix(rest: str, _known: Iterable[str]) -> Command:
     _require(parts, 1, "the incident", usage)
     incident_id = parse_ref(parts[0], usage)
     _require(parts, 2, "a one-line summary of the bug", usage)
-    return OpenHotfixModal(incident_id, parts[1])
+    return OpenHotfixModal(incident_id, clean(inputs.HOTFIX_SUMMARY, parts[1]))
 
 
 def _parse_postmortem(rest: str, _known: Iterable[str]) -> Command:

@@ -161,7 +161,9 @@ class IncidentService:
 
     def set_status(self, session: Session, incident_id: int, status: Status, *, actor: str) -> Change:
         if status not in OPEN_STATUSES:
-            raise UsageError("Use `/incident resolve <incident> <root cause>` to resolve an incident.")
+            raise UsageError(
+                "Use `/incident resolve &lt;incident&gt; &lt;root cause&gt;` to resolve an incident."
+            )
         incident = self._open_incident(session, incident_id, f"move to {status.label}")
         old = incident.status_enum
         if old == status:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.config import Config, ServiceConfig
 from bot.errors import UsageError
+from bot.rendering import echo
 from integrations.base import ActionResult, TargetChanged
 from integrations.ecs import EcsServiceRef, EcsServices
 from integrations.kubernetes import DeploymentRef, KubernetesDeployments
@@ -137,10 +138,10 @@ class Platforms:
         flag = self.flag_catalog.get(name)
         if flag is None:
             known = ", ".join(f"`{n}`" for n in sorted(self.flag_catalog)) or "(none configured)"
-            raise UsageError(f"`{name}` is not a flag TARS may change. Flags in the catalog: {known}.")
+            raise UsageError(f"`{echo(name)}` is not a flag TARS may change. Flags in the catalog: {known}.")
         if value not in flag.values:
             allowed = ", ".join(f"`{v}`" for v in flag.values)
-            raise UsageError(f"`{value}` is not an allowed value for `{name}`; allowed: {allowed}.")
+            raise UsageError(f"`{echo(value)}` is not an allowed value for `{name}`; allowed: {allowed}.")
         path = flag.parameter_path(name)
         plan = self.flags.plan(path, value)
         current = plan.current
@@ -162,7 +163,7 @@ class Platforms:
                 known = sorted({f for s in self.services.values() for f in s.lambda_functions})
                 listing = ", ".join(f"`{f}`" for f in known) or "(none configured)"
                 raise UsageError(
-                    f"`{function}` is not a Lambda function in the catalog. Known functions: {listing}."
+                    f"`{echo(function)}` is not a Lambda function in the catalog. Known functions: {listing}."
                 )
             service = owner
         plan = self.lambdas.plan(function, changes)

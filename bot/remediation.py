@@ -177,7 +177,7 @@ class RemediationFlows:
             if vote.outcome != VoteOutcome.REFUSED:
                 self.outbox.refresh_action_card(session, vote.incident, action_id)
             if vote.outcome == VoteOutcome.DENIED:
-                note = f"🚫 <@{user}> denied remediation {vote.action.ref}: {vote.action.summary}"
+                note = rendering.action_denied_note(vote.action, user)
                 self.outbox.thread_note(session, vote.incident, note)
         return vote
 
@@ -250,7 +250,7 @@ class RemediationFlows:
         with transaction(self.sessions) as session:
             action = self.actions.get(session, action_id)
             incident = self.incidents.get(session, action.incident_id)
-            self.outbox.thread_note(session, incident, f"⏳ {action.ref}: {message}")
+            self.outbox.thread_note(session, incident, rendering.action_progress_note(action, message))
 
     def _finish(self, action_id: int, *, ok: bool, summary: str, details: dict[str, object]) -> None:
         with transaction(self.sessions) as session:

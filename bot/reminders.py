@@ -304,10 +304,11 @@ class ReminderHandlers:
     def _custom(
         self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
     ) -> dict[str, Any]:
-        mentions = " ".join(rendering.mention(user) for user in reminder.payload.get("mentions", []))
-        text = f"⏰ {mentions} {reminder.payload.get('text', '')}".replace("  ", " ").strip()
-        if late:
-            text += f" (late: was due {rendering.fmt_time(reminder.due_at)})"
+        text = rendering.reminder_text(
+            reminder.payload.get("mentions", []),
+            str(reminder.payload.get("text", "")),
+            late_due=reminder.due_at if late else None,
+        )
         self.outbox.add(session, incident, "thread_note", {"text": text, "record": ["reminder", text]})
         return {}
 
@@ -330,9 +331,5 @@ class ReminderHandlers:
             )
         )
         self.outbox.refresh_action_card(session, incident, action.id)
-        self.outbox.thread_note(
-            session,
-            incident,
-            f"⌛ Remediation {action.ref} expired without enough approvals: {action.summary}",
-        )
+        self.outbox.thread_note(session, incident, rendering.action_expired_note(action))
         return {}

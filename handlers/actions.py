@@ -49,7 +49,7 @@ def register(app: App, tars: Tars) -> None:
         incident_id, _, severity = value.partition(":")
         if not severity.isdigit():
             raise UsageError(
-                "That severity option is not understood; use `/incident severity <incident> <P1..P4>`."
+                "That severity option is not understood; use `/incident severity &lt;incident&gt; &lt;P1..P4&gt;`."
             )
         tars.flows.set_severity(_incident_id(incident_id), int(severity), actor=body["user"]["id"])
         ack()
@@ -86,9 +86,7 @@ def register(app: App, tars: Tars) -> None:
             _incident_id(action["value"]), actor=body["user"]["id"]
         )
         respond(
-            text=f"Requested {request.ref} to revert: {request.summary}. It needs approval.",
-            response_type="ephemeral",
-            replace_original=False,
+            text=rendering.revert_requested_reply(request), response_type="ephemeral", replace_original=False
         )
 
     @app.action(rendering.MERGE_ACTION)

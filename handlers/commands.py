@@ -30,7 +30,6 @@ from bot.commands import (
     parse_command,
 )
 from bot.errors import UsageError
-from bot.models import ActionRequest
 from bot.runtime import Tars
 from handlers.errors import guarded
 
@@ -61,16 +60,16 @@ def register(app: App, tars: Tars) -> None:
                 )
             case RequestRollback(incident_id, service, to_revision):
                 action = tars.remediation.request_rollback(incident_id, service, to_revision, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RequestScale(incident_id, service, replicas):
                 action = tars.remediation.request_scale(incident_id, service, replicas, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RequestFlag(incident_id, flag, value):
                 action = tars.remediation.request_flag(incident_id, flag, value, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RequestEnv(incident_id, function, changes):
                 action = tars.remediation.request_env(incident_id, function, changes, actor=actor)
-                respond(text=_requested(action), response_type="ephemeral")
+                respond(text=rendering.requested_reply(action), response_type="ephemeral")
             case RollbackByCommit(incident_id, service, commit):
                 issue, pull = tars.code_fixes.rollback_by_issue(incident_id, service, commit, actor=actor)
                 respond(
@@ -86,11 +85,7 @@ def register(app: App, tars: Tars) -> None:
                 )
             case DraftPostmortem(incident_id):
                 link = tars.code_fixes.postmortem(incident_id, actor=actor)
-                respond(
-                    text="Posted the post-mortem draft in the incident thread"
-                    + (f": {link}" if link else "."),
-                    response_type="ephemeral",
-                )
+                respond(text=rendering.postmortem_posted_reply(link), response_type="ephemeral")
 
 
 def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | None) -> str | None:
@@ -101,10 +96,7 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
             return rendering.flags_help_text(tars.config.flags) if topic == "flags" else help_text()
         case Declare():
             incident = flows.declare(parsed, actor=actor, origin_channel=channel)
-            return (
-                f"Declared *{incident.ref}* and paged {rendering.mention(incident.oncall)}; "
-                f"the card is going up in <#{incident.channel_id}>."
-            )
+            return rendering.declared_reply(incident)
         case Acknowledge(incident_id):
             change = flows.acknowledge(incident_id, actor=actor)
             return f"You acknowledged {change.incident.ref}."
@@ -126,14 +118,6 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
             return rendering.incident_list_text(flows.open_incidents(), tars.clock.now())
         case Show(incident_id):
             incident, events = flows.incident_with_timeline(incident_id)
-            text = rendering.incident_detail_text(incident, events)
             advice = tars.remediation.advice_for(incident) if incident.is_open else None
-            return text + (f"\n*Rollback advice*: {advice}" if advice else "")
+            return rendering.incident_detail_text(incident, events, advice=advice)
     return None
-
-
-def _requested(action: ActionRequest) -> str:
-    return (
-        f"Requested remediation {action.ref}: {action.summary}. It needs {action.required_approvals} "
-        "approval(s) from someone else; the card is in the incident thread."
-    )

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.errors import DomainError
+from bot.slack_limits import fit_text
 from handlers.replies import reply_privately
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,14 @@ _INJECTABLE = {"ack", "body", "respond", "client", "action", "command", "view", 
 
 def friendly_message(error: Exception) -> str:
     if isinstance(error, DomainError):
-        return error.message
+        return fit_text(error.message)
     if isinstance(error, StaleDataError):
         return (
             "Someone changed this incident at the same moment; nothing of yours was saved. Please try again."
         )
     return (
         f"TARS hit an unexpected error ({type(error).__name__}). It has been logged; "
-        "check `/incident show <incident>` to see what was saved."
+        "check `/incident show &lt;incident&gt;` to see what was saved."
     )
 
 

@@ -1,4 +1,9 @@
-"""Modal submissions: field errors go back in the ack so the form stays open; the work happens after."""
+"""Modal submissions: field errors go back in the ack so the form stays open; the work happens after.
+
+Form values arrive as typed (unlike slash-command text, Slack does not escape them) and are stored that way;
+`bot/rendering.py` escapes them when they are shown. They pass the same checks as slash-command text
+(`bot/inputs.py`): no control characters, and the same length caps.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import rendering
+from bot import inputs, rendering
 from bot.code_fixes import HotfixFields
 from bot.commands import Declare, parse_severity, parse_users_affected
 from bot.errors import IllegalTransition, UsageError
+from bot.inputs import Field, FieldError
 from bot.runtime import Tars
 from handlers.errors import guarded
 from handlers.replies import origin_channel
@@ -21,13 +27,16 @@ def _value(view: dict[str, Any], block_id: str) -> str | None:
     if element.get("selected_option"):
         return str(element["selected_option"]["value"])
     value = element.get("value")
-    return slack_escape(str(value)) if value is not None else None
+    return str(value) if value is not None else None
 
 
-def slack_escape(text: str) -> str:
-    """Form text arrives raw (slash-command text arrives escaped): escape it the same way, so `<!channel>` or a
-    disguised `<https://…|link>` typed into a form is shown as typed, never as a mention or link in TARS's posts."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _text(view: dict[str, Any], block_id: str, field: Field, errors: dict[str, str]) -> str:
+    """A free-text input as it will be stored; a broken rule is added to `errors` under its block."""
+    try:
+        return inputs.clean(field, _value(view, block_id) or "")
+    except FieldError as error:
+        errors[block_id] = error.message
+        return ""
 
 
 def register(app: App, tars: Tars) -> None:
@@ -43,13 +52,14 @@ def register(app: App, tars: Tars) -> None:
             severity = parse_severity(_value(view, "severity") or "", rendering.DECLARE_VIEW)
         except UsageError:
             errors["severity"] = "Pick a severity, P1 to P4."
-        description = (_value(view, "description") or "").strip()
-        if not description:
+        description = _text(view, "description", inputs.DESCRIPTION, errors)
+        if not description and "description" not in errors:
             errors["description"] = "Say what is broken."
+        impact = _text(view, "impact", inputs.IMPACT, errors)
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        command = Declare(service, severity, description, (_value(view, "impact") or "").strip() or None)
+        command = Declare(service, severity, description, impact or None)
         tars.flows.declare(command, actor=body["user"]["id"], origin_channel=origin_channel(body))
         ack()
 
@@ -57,8 +67,8 @@ def register(app: App, tars: Tars) -> None:
     @guarded
     def resolve_submitted(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
         errors: dict[str, str] = {}
-        root_cause = (_value(view, "root_cause") or "").strip()
-        if not root_cause:
+        root_cause = _text(view, "root_cause", inputs.ROOT_CAUSE, errors)
+        if not root_cause and "root_cause" not in errors:
             errors["root_cause"] = "The root cause is required, in one sentence."
         users: int | None = None
         try:
@@ -87,20 +97,12 @@ def register(app: App, tars: Tars) -> None:
     @app.view(rendering.HOTFIX_VIEW)
     @guarded
     def hotfix_submitted(ack: Ack, view: dict[str, Any], body: dict[str, Any]) -> None:
-        fields = HotfixFields(
-            summary=(_value(view, "summary") or "").strip(),
-            evidence=(_value(view, "evidence") or "").strip(),
-            affected=(_value(view, "affected") or "").strip(),
-            approach=(_value(view, "approach") or "").strip(),
-            tests=(_value(view, "tests") or "").strip(),
-        )
-        required = {
-            "summary": fields.summary,
-            "evidence": fields.evidence,
-            "approach": fields.approach,
-            "tests": fields.tests,
-        }
-        errors = {block: "Required for the issue." for block, value in required.items() if not value}
+        errors: dict[str, str] = {}
+        text = {block: _text(view, block, field, errors) for block, field in rendering.HOTFIX_FIELDS.items()}
+        fields = HotfixFields(**text)
+        for block in ("summary", "evidence", "approach", "tests"):
+            if not text[block] and block not in errors:
+                errors[block] = "Required for the issue."
         if errors:
             ack(response_action="errors", errors=errors)
             return

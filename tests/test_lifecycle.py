@@ -309,4 +309,5 @@ def test_help_is_an_ephemeral_ack(workspace: Workspace) -> None:
     response = workspace.command("help")
     body = response.json()
     assert body["response_type"] == "ephemeral"
-    assert "/incident declare <service> <P1|P2|P3|P4>" in body["text"]
+    # Escaped, so Slack shows the placeholders instead of reading them as links.
+    assert "/incident declare &lt;service&gt; &lt;P1|P2|P3|P4&gt;" in body["text"]

@@ -61,7 +61,7 @@ def test_p1_posts_an_update_every_30_minutes_asking_for_findings_when_there_are_
     text = update.args["text"]
     assert text.startswith("📊 INCIDENT UPDATE P1: payments\nStatus: Investigating")
     assert "<@U0PAYONCALL> no new findings since the last update" in text
-    assert f"`/incident update {incident.id} <findings>`" in text
+    assert f"`/incident update {incident.id} &lt;findings&gt;`" in text
 
     workspace.later(30 * MINUTE)  # 10:00
     assert len(workspace.channel_posts("📊")) == 2

@@ -161,7 +161,8 @@ class SignedSlackClient:
             "user_id": user_id,
             "user_name": user_name or self.emulator._user_name(user_id),
             "command": command,
-            "text": text,
+            # Slack escapes &, < and > in what the person typed before sending it.
+            "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
             "api_app_id": self.api_app_id,
             "is_enterprise_install": "false",
             "response_url": self.emulator.new_response_url(channel_id, user_id),
