@@ -123,13 +123,13 @@ class TarsApp:
         LISTENERS.wait_idle(timeout)
         self.tars.delivery.deliver_due(timeout)
 
-    def close(self) -> None:
+    def close(self, *, wait_for_remediation: bool = True) -> None:
         """Finish work already acked (listeners, running remediation, posts in flight) before the process goes
         away; what is not finished in time is released for another replica."""
         self.tars.scheduler.stop()
         self.listeners.shutdown(wait=True)
-        self.tars.remediation.shutdown()
         self.tars.delivery.stop()
+        self.tars.remediation.shutdown(wait=wait_for_remediation)
 
 
 def create_app(

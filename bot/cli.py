@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 
 from bot.config import ConfigError, load_config
 
@@ -13,6 +16,8 @@ log = logging.getLogger("tars")
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs two lines per tick at INFO; TARS logs what a tick did itself.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -26,12 +31,13 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 def cmd_serve(_args: argparse.Namespace) -> int:
     from bot.app import create_app
-    from bot.db import upgrade_database
+    from bot.db import make_engine, upgrade_database
     from bot.server import HttpServer
 
     config = load_config()
-    tars_app = create_app(config)
-    upgrade_database(tars_app.tars.engine)
+    engine = make_engine(config.database_url)
+    upgrade_database(engine)
+    tars_app = create_app(config, engine=engine)
     log.info(
         "TARS starting: %s mode, database %s, catalog from %s (%d services)",
         "Socket" if config.socket_mode else "HTTP",
@@ -40,6 +46,10 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         len(config.services),
     )
     server = HttpServer(tars_app.wsgi, port=config.port)
+    stop = threading.Event()
+    # Kubernetes sends SIGTERM and waits terminationGracePeriodSeconds (30 s) before SIGKILL.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
     tars_app.tars.scheduler.start()
     if config.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -48,11 +58,16 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         log.info("Socket Mode connected; health check on :%d/healthz", server.port)
     else:
         log.info("listening on :%d (POST /slack/events, GET /healthz)", server.port)
-    try:
-        server.serve_forever()
-    finally:
-        tars_app.close()
-    return 0
+    server.start()
+    stop.wait()
+    log.info("stopping: no new work; finishing or releasing what is in flight")
+    server.stop()
+    tars_app.close(wait_for_remediation=False)
+    log.info("stopped")
+    logging.shutdown()
+    # A remediation still following a rollout must not hold the process past the grace period; it is
+    # recorded as abandoned and marked failed later, as after any crash.
+    os._exit(0)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

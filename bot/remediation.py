@@ -274,5 +274,5 @@ class RemediationFlows:
                         mentions,
                     )
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait)
