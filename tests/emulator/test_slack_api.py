@@ -547,7 +547,8 @@ def test_slash_command_form_fields(
 
     # The issued response_url and trigger_id are live in the emulator.
     assert WebhookClient(form["response_url"]).send(text="done").status_code == 200
-    assert emulator.ephemerals(CHANNEL, "U1")[0].args["text"] == "done"
+    # The command's own answer is shown first, as Slack shows it, then the response_url message.
+    assert [c.args["text"] for c in emulator.ephemerals(CHANNEL, "U1")] == ["ack", "done"]
     client = WebClient(token="xoxb-test", base_url=emulator.base_url)
     assert client.views_open(trigger_id=form["trigger_id"], view=MODAL)["ok"]
     assert emulator.views()[0].user_id == "U1"
