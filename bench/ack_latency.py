@@ -453,6 +453,11 @@ def measure(
 # --- report ---------------------------------------------------------------------------------------------------
 
 
+def machine() -> str:
+    """Other work on a shared machine moves the numbers: say how busy it was."""
+    return f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -502,7 +507,7 @@ def print_report(results: dict[tuple[str, int], PhaseResult], open_incidents: in
             f" {throughput:>9.2f}x {verdict(checks[2])} {cpu:>8.1f}x {verdict(checks[3])}"
             f" {bad:>7} {verdict(checks[4])}"
         )
-    print(f"overall: {verdict(passed)} ({open_incidents} open incidents in TARS at the end)")
+    print(f"overall: {verdict(passed)} ({open_incidents} open incidents in TARS at the end; {machine()})")
 
 
 def tars_replies(slack: SlackEmulator) -> str:
@@ -557,7 +562,8 @@ def main() -> None:
     print(
         f"ack_latency: {warm_up} warm-up requests, then {single} at 1 client and {concurrent} at 50 clients;"
         f" the same signed requests to each server. Mix per 100: "
-        + ", ".join(f"{kind} {weight}" for kind, weight in MIX.items()),
+        + ", ".join(f"{kind} {weight}" for kind, weight in MIX.items())
+        + f"; {machine()}",
         flush=True,
     )
     try:

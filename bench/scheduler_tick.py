@@ -13,6 +13,7 @@ Usage: .venv/bin/python bench/scheduler_tick.py [--postgres-url URL] [--runs 40]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import uuid
@@ -164,6 +165,11 @@ def print_table(title: str, url: str, sizes: list[int], runs: int, slack: SlackE
         )
 
 
+def machine() -> str:
+    """Other work on a shared machine moves the numbers: say how busy it was."""
+    return f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -182,7 +188,7 @@ def main() -> None:
     try:
         print(
             f"scheduler tick: {DUE} due per tick, {args.runs} ticks per size after {WARM_UP} warm-up ticks"
-            " (Postgres)\n"
+            f" (Postgres); {machine()}\n"
         )
         print_table("tick only (claim, fire, queue the announcements)", url, sizes, args.runs, None)
         print()
@@ -194,6 +200,7 @@ def main() -> None:
             args.runs,
             slack,
         )
+        print(f"\nat the end: {machine()}")
     finally:
         slack.stop()
         with admin.connect() as connection:
