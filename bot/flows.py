@@ -130,7 +130,7 @@ class IncidentFlows:
 
     # --- reading ----------------------------------------------------------------------------------------------
 
-    def open_incidents(self) -> list[Incident]:
+    def open_incidents(self) -> tuple[list[Incident], int]:
         with self.sessions() as session:
             return self.service.list_open(session)
 

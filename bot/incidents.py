@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, load_only
 
 from bot.clock import Clock
 from bot.config import PolicyConfig, ServiceConfig
@@ -23,6 +23,9 @@ from bot.models import OPEN_STATUSES, Incident, Status, TimelineEvent
 from bot.reminders import Planner
 
 SYSTEM_ACTOR = "tars"
+
+# `/incident list` shows this many; the rest are counted, so a reply never outgrows a Slack message.
+LIST_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,35 @@ class IncidentService:
             raise NotFound(f"There is no incident INC-{incident_id}. `/incident list` shows the open ones.")
         return incident
 
-    def list_open(self, session: Session) -> list[Incident]:
+    def list_open(self, session: Session, *, limit: int = LIST_LIMIT) -> tuple[list[Incident], int]:
+        """The most severe and oldest open incidents, at most `limit`, and how many are open in all."""
+        is_open = Incident.status.in_([s.value for s in OPEN_STATUSES])
         statement = (
             select(Incident)
-            .where(Incident.status.in_([s.value for s in OPEN_STATUSES]))
+            .options(
+                load_only(
+                    Incident.id,
+                    Incident.service,
+                    Incident.severity,
+                    Incident.status,
+                    Incident.description,
+                    Incident.oncall,
+                    Incident.declared_at,
+                    Incident.acknowledged_at,
+                    raiseload=True,
+                )
+            )
+            .where(is_open)
             .order_by(Incident.severity, Incident.id)
+            .limit(limit)
         )
-        return list(session.scalars(statement))
+        shown = list(session.scalars(statement))
+        total = (
+            len(shown)
+            if len(shown) < limit
+            else int(session.scalar(select(func.count()).select_from(Incident).where(is_open)) or 0)
+        )
+        return shown, total
 
     def timeline(self, session: Session, incident_id: int) -> list[TimelineEvent]:
         statement = (

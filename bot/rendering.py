@@ -407,10 +407,12 @@ def timeline_text(event: TimelineEvent) -> str:
 
 
 @_fitted_text
-def incident_list_text(incidents: Sequence[Incident], now: datetime) -> str:
+def incident_list_text(incidents: Sequence[Incident], now: datetime, *, total: int | None = None) -> str:
+    """The open incidents shown (most severe, oldest first), and a line for those left out of `total`."""
     if not incidents:
         return "No open incidents. :tada:"
-    lines = [f"*Open incidents ({len(incidents)}):*"]
+    total = len(incidents) if total is None else total
+    lines = [f"*Open incidents ({total}):*"]
     for incident in incidents:
         age = fmt_duration(incident.declared_at, now)
         acked = "acknowledged" if incident.acknowledged_at else "*not acknowledged*"
@@ -419,6 +421,8 @@ def incident_list_text(incidents: Sequence[Incident], now: datetime) -> str:
             f"{incident.status_enum.label}, {acked} — {_short(incident.description, 200)} "
             f"(open {age}, on-call {mention(incident.oncall)})"
         )
+    if total > len(incidents):
+        lines.append(f"…and {total - len(incidents)} more; `/incident show &lt;incident&gt;` has each one")
     return _clip_lines(
         lines, MESSAGE_TEXT, lambda n: f"…{n} more; `/incident show &lt;incident&gt;` has each one"
     )

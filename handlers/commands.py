@@ -115,7 +115,8 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
             )
             return f"Resolved {change.incident.ref}."
         case ListOpen():
-            return rendering.incident_list_text(flows.open_incidents(), tars.clock.now())
+            shown, total = flows.open_incidents()
+            return rendering.incident_list_text(shown, tars.clock.now(), total=total)
         case Show(incident_id):
             incident, events = flows.incident_with_timeline(incident_id)
             advice = tars.remediation.advice_for(incident) if incident.is_open else None

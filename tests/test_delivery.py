@@ -119,3 +119,30 @@ def test_a_permanent_slack_error_is_recorded_not_retried_forever(workspace: Work
     workspace.wait_until(lambda: workspace.pending_announcements() == 0, timeout=15)
     failure = next(e for e in workspace.timeline(incident.id) if e.kind == "announcement_failed")
     assert "not_in_channel" in failure.text
+
+
+def _updates_in_channel(workspace: Workspace) -> list[str]:
+    return [m.text for m in workspace.slack.channel_messages(CHANNEL) if m.text.startswith("📊")]
+
+
+def test_a_post_slack_took_before_the_connection_dropped_appears_once(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    workspace.slack.drop_connection_after_processing("chat.postMessage", times=1)
+    workspace.command(f"update {incident.id} The pool is exhausted")
+    # The post is in Slack but TARS never heard back; it retries after its backoff and looks first.
+    workspace.wait_until(lambda: workspace.delivery_attempts("channel_post") == 1)
+    workspace.later(timedelta(seconds=5))
+    workspace.settle()
+    assert len(_updates_in_channel(workspace)) == 1
+    lookups = workspace.slack.calls_to("conversations.history")
+    assert lookups and all(call.args.get("include_all_metadata") in (True, "true", "1") for call in lookups)
+
+
+def test_slack_hanging_on_a_post_past_the_client_timeout_still_shows_it_once(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    workspace.slack.stall_after_processing("chat.postMessage", seconds=11, times=1)
+    workspace.command(f"update {incident.id} Rollback started")
+    workspace.wait_until(lambda: workspace.delivery_attempts("channel_post") == 1, timeout=30)
+    workspace.later(timedelta(seconds=5))
+    workspace.settle()
+    assert len(_updates_in_channel(workspace)) == 1

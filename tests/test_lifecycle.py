@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import insert
+
 from bot import rendering
-from bot.models import Status
+from bot.models import Incident, Status
 from tests.support import CHANNEL, Workspace
 
 
@@ -311,3 +313,29 @@ def test_help_is_an_ephemeral_ack(workspace: Workspace) -> None:
     assert body["response_type"] == "ephemeral"
     # Escaped, so Slack shows the placeholders instead of reading them as links.
     assert "/incident declare &lt;service&gt; &lt;P1|P2|P3|P4&gt;" in body["text"]
+
+
+def test_list_shows_the_fifty_most_severe_and_oldest_then_counts_the_rest(workspace: Workspace) -> None:
+    rows = [
+        {
+            "service": "payments",
+            "severity": 4 if n < 70 else 1,
+            "status": "investigating",
+            "description": f"Incident number {n}",
+            "reporter": "U0ALICE",
+            "oncall": "U0PAYONCALL",
+            "declared_at": workspace.clock.now(),
+            "version": 1,
+            "escalations": 0,
+        }
+        for n in range(80)
+    ]
+    with workspace.engine.begin() as connection:
+        connection.execute(insert(Incident), rows)
+    reply = workspace.command("list").json()["text"]
+    assert reply.startswith("*Open incidents (80):*")
+    listed = [line for line in reply.splitlines() if line.startswith("• ")]
+    assert len(listed) == 50
+    # The ten P1s come first, then the oldest P4s.
+    assert all(" P1 `payments`" in line for line in listed[:10]) and "*INC-1*" in listed[10]
+    assert reply.splitlines()[-1].startswith("…and 30 more")
