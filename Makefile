@@ -35,10 +35,10 @@ format: $(STAMP)
 
 ## bench: print the benchmarks' numbers, one after another (needs Postgres on 127.0.0.1:5432)
 # PYTHONPATH pins the code measured to this checkout, whatever checkout the venv's editable install points at.
-# bench/delivery.py (Slack delivery) will be added as a third step once the delivery engine rework lands.
 bench: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/scheduler_tick.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/ack_latency.py
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/delivery.py
 
 migrate: $(STAMP)
 	$(BIN)/tars migrate
