@@ -27,6 +27,7 @@ from bot.reminders import Pager, Planner, ReminderHandlers
 from bot.runtime import Tars
 from bot.scheduler import Scheduler
 from bot.server import TarsWsgi
+from bot.slack_budget import SlackBudget
 from integrations.github import GitHubClient
 from integrations.pagerduty import PagerDutyEvents
 
@@ -57,7 +58,11 @@ def build_tars(
     planner = Planner(clock, config.policy, config.services, outbox)
     pager = Pager(outbox, config.services)
     delivery = DeliveryEngine(
-        sessions, Announcer(client), PagerDutyEvents(config.pagerduty.events_url), clock
+        sessions,
+        Announcer(client),
+        PagerDutyEvents(config.pagerduty.events_url),
+        clock,
+        budget=SlackBudget(enforce=config.pace_slack),
     )
     wake_on_commit(sessions, delivery.wake)
     service = IncidentService(clock, config.services, config.policy, planner)

@@ -340,6 +340,9 @@ class Config:
     github: GitHubConfig = field(default_factory=GitHubConfig)
     github_token: str | None = None
     config_source: str = "built-in example catalog"
+    # Pace posts to Slack's published rate limits. Always on in production; tests against the emulator turn it
+    # off unless they test the pacing itself, so they do not wait a second per post.
+    pace_slack: bool = True
 
     @property
     def socket_mode(self) -> bool:

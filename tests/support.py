@@ -50,6 +50,8 @@ def test_config(slack: SlackEmulator, engine: Engine, **overrides: Any) -> Confi
         "slack_api_url": slack.base_url,
         "incidents_channel": CHANNEL,
         "services": SERVICES,
+        # The emulator only limits rates when a test asks it to; that test turns pacing back on.
+        "pace_slack": False,
     }
     values.update(overrides)
     return Config(**values)

@@ -18,7 +18,7 @@ from bot.db import make_engine
 from bot.emulator import SlackEmulator
 from bot.models import OutboxMessage
 from tests.conftest import _backend
-from tests.support import CHANNEL, Workspace, test_config
+from tests.support import CHANNEL, Workspace, start_tars, test_config
 
 INCIDENTS = 60
 REPLICAS = 3
@@ -146,3 +146,21 @@ def test_slack_hanging_on_a_post_past_the_client_timeout_still_shows_it_once(wor
     workspace.later(timedelta(seconds=5))
     workspace.settle()
     assert len(_updates_in_channel(workspace)) == 1
+
+
+def test_paced_to_slacks_limits_a_burst_gets_no_429_and_the_card_shows_the_newest_state(
+    slack: SlackEmulator, engine: Engine, clock: FrozenClock
+) -> None:
+    slack.enforce_rate_limits()
+    with start_tars(slack, engine, clock, pace_slack=True) as running:
+        team = Workspace(running, slack, engine, clock)
+        incident = team.declare(settle=False)
+        for number in range(4):
+            team.command(f"update {incident.id} Finding number {number}")
+        team.command(f"status {incident.id} mitigating")
+        team.command(f"severity {incident.id} P2")
+        team.settle()
+    assert slack.rate_limited_calls() == []
+    assert len([m for m in slack.channel_messages(CHANNEL) if m.text.startswith("📊")]) == 4
+    card = slack.message(CHANNEL, team.incident(incident.id).card_ts or "")
+    assert "Status: Mitigating" in card.text and "[P2]" in card.text
