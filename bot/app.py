@@ -120,13 +120,12 @@ class TarsApp:
     wsgi: TarsWsgi
     listeners: ThreadPoolExecutor
 
-    def settle(self, timeout: float = 30.0) -> None:
+    def settle(self, timeout: float = 30.0) -> bool:
         """Wait until the work already started is done: listeners that answered and went on (a modal, a
         private reply), and the posts they queued. For tests, benchmarks and the sandbox."""
         from handlers.errors import LISTENERS
 
-        LISTENERS.wait_idle(timeout)
-        self.tars.delivery.deliver_due(timeout)
+        return LISTENERS.wait_idle(timeout) and self.tars.delivery.deliver_due(timeout)
 
     def close(self, *, wait_for_remediation: bool = True) -> None:
         """Finish work already acked (listeners, running remediation, posts in flight) before the process goes

@@ -192,7 +192,7 @@ class DeliveryEngine:
         self._threads = []
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def deliver_due(self, timeout: float = 30.0) -> None:
+    def deliver_due(self, timeout: float = 30.0) -> bool:
         """Wait until nothing due is left to send (tests, benchmarks and the sandbox use this to know the work a
         request started is finished). Without background threads, the caller's thread drives the passes."""
         deadline = time.monotonic() + timeout
@@ -205,13 +205,14 @@ class DeliveryEngine:
                     self._state.wait(timeout=0.05)
                     if self._idle_pass < wanted:
                         self.wake()
-            return
+                return self._idle_pass >= wanted
         while time.monotonic() < deadline:
             idle, wait = self._pass()
             if idle:
-                return
+                return True
             self._wake.wait(timeout=min(max(wait, 0.01), 0.2))
             self._wake.clear()
+        return False
 
     def _run(self) -> None:
         while not (self._stopping and not self._in_flight):

@@ -82,7 +82,8 @@ class Scheduler:
     def run_once(self) -> TickResult:
         """A tick, then wait until what it queued (and anything else due) is delivered."""
         result = self.tick()
-        self.delivery.deliver_due()
+        if not self.delivery.deliver_due():
+            log.warning("posts queued by the tick are still being delivered")
         return result
 
     def _fire_batch(self) -> tuple[int, int]:

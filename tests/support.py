@@ -172,7 +172,9 @@ class Workspace:
 
     def tick(self) -> None:
         """One scheduler tick (due reminders fired, outbox delivered), as the background job would run it."""
-        self.running.app.tars.scheduler.run_once()
+        tars = self.running.app.tars
+        tars.scheduler.tick()
+        assert tars.delivery.deliver_due(), "what the tick queued was not delivered within 30 s"
 
     def later(self, delta: Any) -> None:
         """Let time pass, then tick."""
@@ -249,7 +251,7 @@ class Workspace:
     def settle(self) -> None:
         """Wait until every queued announcement has been delivered (or given up on). Changes are committed before
         Slack is answered, so the rows to wait for exist by the time a request returns."""
-        self.running.app.settle()
+        assert self.running.app.settle(), "TARS's work did not finish within 30 s"
         self.wait_until(lambda: self.pending_announcements() == 0, message="announcements still pending")
 
     def incident(self, incident_id: int) -> Incident:
