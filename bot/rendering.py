@@ -726,6 +726,11 @@ def revert_requested_reply(action: Any) -> str:
 
 
 @_fitted_text
+def working_reply(what: str) -> str:
+    """The answer to a command whose work calls another system: what happens next, before it does."""
+    return f"On it: {what}. The result follows here."
+
+
 def declared_reply(incident: Incident) -> str:
     return f"Declared *{incident.ref}* and paged {mention(incident.oncall)}; the card is going up in <#{incident.channel_id}>."
 

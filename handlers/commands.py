@@ -51,7 +51,11 @@ def register(app: App, tars: Tars) -> None:
             ack(text=reply, response_type="ephemeral")
             return
         # What is left calls outside systems (a cluster, GitHub, a modal): answer first, then do it.
-        ack()
+        working = _WORKING_ON.get(type(parsed))
+        if working:
+            ack(text=rendering.working_reply(working), response_type="ephemeral")
+        else:
+            ack()
         match parsed:
             case OpenDeclareModal():
                 client.views_open(
@@ -86,6 +90,16 @@ def register(app: App, tars: Tars) -> None:
             case DraftPostmortem(incident_id):
                 link = tars.code_fixes.postmortem(incident_id, actor=actor)
                 respond(text=rendering.postmortem_posted_reply(link), response_type="ephemeral")
+
+
+_WORKING_ON: dict[type, str] = {
+    RequestRollback: "reading the deployment to plan the rollback",
+    RequestScale: "reading the service to plan the scaling",
+    RequestFlag: "reading the flag's current value",
+    RequestEnv: "reading the function's environment",
+    RollbackByCommit: "opening the rollback issue and the revert PR on GitHub",
+    DraftPostmortem: "drafting the post-mortem from the timeline",
+}
 
 
 def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | None) -> str | None:
