@@ -39,6 +39,7 @@ bench: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/scheduler_tick.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/ack_latency.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/delivery.py
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/startup.py
 
 migrate: $(STAMP)
 	$(BIN)/tars migrate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -28,8 +29,10 @@ from bot.runtime import Tars
 from bot.scheduler import Scheduler
 from bot.server import TarsWsgi
 from bot.slack_budget import SlackBudget
-from integrations.github import GitHubClient
 from integrations.pagerduty import PagerDutyEvents
+
+if TYPE_CHECKING:
+    from integrations.github import GitHubClient
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,7 @@ def build_tars(
         clock,
         config,
         service,
-        github
-        or GitHubClient(token=config.github_token, base_url=config.github.base_url, dry_run=config.dry_run),
+        github,  # None: CodeFixFlows builds the configured client when GitHub is first used
         approvers,
         outbox,
         planner,

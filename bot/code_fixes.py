@@ -14,6 +14,8 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +31,10 @@ from bot.outbox import Outbox
 from bot.postmortem import postmortem_markdown
 from bot.reminders import Planner
 from integrations.base import IntegrationError
-from integrations.github import PRIORITY_LABELS, ROLLBACK_LABEL, GitHubClient, IssueRef, PullRef
+
+if TYPE_CHECKING:
+    # PyGithub is loaded when GitHub is first used, not at start-up (see CodeFixFlows.github).
+    from integrations.github import GitHubClient, IssueRef, PullRef
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class CodeFixFlows:
         clock: Clock,
         config: Config,
         incidents: IncidentService,
-        github: GitHubClient,
+        github: GitHubClient | None,
         approvers: ApproverDirectory,
         outbox: Outbox,
         planner: Planner,
@@ -59,17 +64,30 @@ class CodeFixFlows:
         self.clock = clock
         self.config = config
         self.incidents = incidents
-        self.github = github
+        if github is not None:
+            self.github = github  # shadows the cached_property: no client is built
         self.approvers = approvers
         self.outbox = outbox
         self.planner = planner
         self._merge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    @cached_property
+    def github(self) -> GitHubClient:
+        """The configured GitHub client, built (and PyGithub imported) on first use."""
+        from integrations.github import GitHubClient
+
+        config = self.config
+        return GitHubClient(
+            token=config.github_token, base_url=config.github.base_url, dry_run=config.dry_run
+        )
 
     # --- rollback by issue ----------------------------------------------------------------------------------
 
     def rollback_by_issue(
         self, incident_id: int, service: str, commit_sha: str, *, actor: str
     ) -> tuple[IssueRef, PullRef]:
+        from integrations.github import ROLLBACK_LABEL
+
         incident, events = self._open_incident(incident_id)
         repo = self._repository(service)
         try:
@@ -190,6 +208,8 @@ class CodeFixFlows:
     # --- hotfix issues ---------------------------------------------------------------------------------------
 
     def create_hotfix_issue(self, incident_id: int, fields: HotfixFields, *, actor: str) -> IssueRef:
+        from integrations.github import PRIORITY_LABELS
+
         incident, _events = self._open_incident(incident_id)
         repo = self._repository(incident.service)
         label = PRIORITY_LABELS["P1"] if incident.severity == 1 else PRIORITY_LABELS["P2"]

@@ -3,6 +3,11 @@
 A request is *planned* (the target is read and described: "revision 7 → 6, image X → Y") and stored with a
 snapshot of the facts the approvers saw. Executing plans again with the exact stored parameters and refuses if
 those facts changed, so an approval never applies to a different change than the one approved.
+
+The platform clients (and their libraries) are built on first use, not at start-up: importing the Kubernetes
+client alone takes about as long as the rest of TARS, and a replica must answer /healthz without it. Building
+one does no I/O, so should two first uses race (cached_property locks only before Python 3.12) the spare one is
+simply dropped.
 """
 
 from __future__ import annotations
@@ -10,16 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config, ServiceConfig
 from bot.errors import UsageError
 from bot.rendering import echo
 from integrations.base import ActionResult, TargetChanged
-from integrations.ecs import EcsServiceRef, EcsServices
-from integrations.kubernetes import DeploymentRef, KubernetesDeployments
-from integrations.lambda_env import LambdaEnvironment
-from integrations.ssm_flags import FeatureFlags
+
+if TYPE_CHECKING:
+    from integrations.ecs import EcsServiceRef, EcsServices
+    from integrations.kubernetes import DeploymentRef, KubernetesDeployments
+    from integrations.lambda_env import LambdaEnvironment
+    from integrations.ssm_flags import FeatureFlags
 
 ROLLBACK = "rollback"
 SCALE = "scale"
@@ -57,24 +65,55 @@ class Platforms:
     ) -> None:
         self.services = config.services
         self.flag_catalog = config.flags
-        aws = config.aws
-        self.flags = flags or FeatureFlags(
-            endpoint_url=aws.endpoint_url, region=aws.region, dry_run=config.dry_run
-        )
-        self.lambdas = lambdas or LambdaEnvironment(
-            endpoint_url=aws.endpoint_url, region=aws.region, dry_run=config.dry_run
-        )
-        self.kubernetes = kubernetes or KubernetesDeployments(
-            kubeconfig=config.kubernetes.kubeconfig, dry_run=config.dry_run
-        )
-        self.ecs = ecs or EcsServices(endpoint_url=config.aws.endpoint_url, dry_run=config.dry_run)
+        self._config = config
+        # An injected client shadows the cached_property of its name; the others are built on first access.
+        if kubernetes is not None:
+            self.kubernetes = kubernetes
+        if ecs is not None:
+            self.ecs = ecs
+        if flags is not None:
+            self.flags = flags
+        if lambdas is not None:
+            self.lambdas = lambdas
         self.default_region = config.aws.region
         self.rollout_timeout = rollout_timeout
         self.poll_seconds = poll_seconds
 
+    @cached_property
+    def kubernetes(self) -> KubernetesDeployments:
+        from integrations.kubernetes import KubernetesDeployments
+
+        config = self._config
+        return KubernetesDeployments(kubeconfig=config.kubernetes.kubeconfig, dry_run=config.dry_run)
+
+    @cached_property
+    def ecs(self) -> EcsServices:
+        from integrations.ecs import EcsServices
+
+        return EcsServices(endpoint_url=self._config.aws.endpoint_url, dry_run=self._config.dry_run)
+
+    @cached_property
+    def flags(self) -> FeatureFlags:
+        from integrations.ssm_flags import FeatureFlags
+
+        aws = self._config.aws
+        return FeatureFlags(endpoint_url=aws.endpoint_url, region=aws.region, dry_run=self._config.dry_run)
+
+    @cached_property
+    def lambdas(self) -> LambdaEnvironment:
+        from integrations.lambda_env import LambdaEnvironment
+
+        aws = self._config.aws
+        return LambdaEnvironment(
+            endpoint_url=aws.endpoint_url, region=aws.region, dry_run=self._config.dry_run
+        )
+
     @property
     def dry_run(self) -> bool:
-        return bool(self.kubernetes.dry_run)
+        # The Kubernetes client's flag, as always; one not built yet would take it from the config, so read that
+        # instead of building it.
+        kubernetes = self.__dict__.get("kubernetes")
+        return bool(kubernetes.dry_run) if kubernetes is not None else self._config.dry_run
 
     # --- planning -------------------------------------------------------------------------------------------
 
@@ -272,11 +311,15 @@ class Platforms:
 
     @staticmethod
     def _k8s_ref(entry: ServiceConfig) -> DeploymentRef:
+        from integrations.kubernetes import DeploymentRef
+
         assert entry.kubernetes is not None
         target = entry.kubernetes
         return DeploymentRef(namespace=target.namespace, name=target.deployment, context=target.context)
 
     def _ecs_ref(self, entry: ServiceConfig) -> EcsServiceRef:
+        from integrations.ecs import EcsServiceRef
+
         assert entry.ecs is not None
         target = entry.ecs
         return EcsServiceRef(
