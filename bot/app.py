@@ -19,6 +19,7 @@ from bot.code_fixes import CodeFixFlows
 from bot.config import Config, ConfigError
 from bot.db import make_engine, make_session_factory
 from bot.flows import IncidentFlows
+from bot.front_door import FrontDoor, ReplayGuard
 from bot.incidents import IncidentService
 from bot.outbox import Deliverer, Outbox
 from bot.platforms import Platforms
@@ -149,5 +150,14 @@ def create_app(
         process_before_response=False,
     )
     handlers.register_all(bolt, tars)
-    wsgi = TarsWsgi(tars.engine, None if config.socket_mode else SlackRequestHandler(bolt))
+    front_door = (
+        None
+        if config.socket_mode
+        else FrontDoor(
+            SlackRequestHandler(bolt),
+            signing_secret=config.slack_signing_secret or "",
+            replays=ReplayGuard(tars.engine),
+        )
+    )
+    wsgi = TarsWsgi(tars.engine, front_door)
     return TarsApp(tars=tars, bolt=bolt, wsgi=wsgi, listeners=listeners)

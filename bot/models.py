@@ -258,7 +258,7 @@ class ActionVote(Base):
 class SeenRequest(Base):
     """A signed Slack request already let in: the same signature again, within its window, is a replay.
 
-    Rows are only needed while a replay could still pass the timestamp check; the front door deletes older ones.
+    Rows are needed only while a replay could still pass the timestamp check; the front door deletes the rest.
     """
 
     __tablename__ = "seen_requests"
