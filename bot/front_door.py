@@ -62,6 +62,7 @@ _COMMAND = re.compile(r"/[^\s/]{1,32}")
 _FORM = "application/x-www-form-urlencoded"
 # Interactions TARS has listeners for (Bolt answers view_closed itself when nothing listens).
 INTERACTION_TYPES = frozenset({"block_actions", "view_submission", "view_closed"})
+VIEW_TYPES = frozenset({"modal", "home"})
 MAX_FIELDS = 200
 
 
@@ -152,7 +153,7 @@ def check_command(fields: dict[str, str]) -> None:
 
 def check_interaction(payload: dict[str, Any]) -> None:
     kind = payload.get("type")
-    if kind not in INTERACTION_TYPES:
+    if not _one_of(kind, INTERACTION_TYPES):
         raise _bad("the payload `type` is not an interaction TARS handles")
     user = payload.get("user")
     if not isinstance(user, dict):
@@ -207,6 +208,9 @@ def _check_view(view: Any) -> None:
         value = view.get(name)
         if not isinstance(value, str) or not value:
             raise _bad("the view needs an `id` and a `callback_id`")
+    # Bolt reads the type; a "workflow_step" view would send it looking for fields TARS never gets.
+    if not _one_of(view.get("type"), VIEW_TYPES):
+        raise _bad("the view `type` is not one TARS shows")
     for name in ("private_metadata", "hash", "team_id", "app_installed_team_id", "root_view_id"):
         _optional(view, name, str)
     state = _optional(view, "state", dict)
@@ -230,6 +234,10 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in allowed  # (a dict or list is not even hashable)
 
 
 def _require_id(value: Any, shape: re.Pattern[str], name: str) -> None:
@@ -378,7 +386,15 @@ class FrontDoor:
         if not headers["x-slack-signature"] and _is_ssl_check(content_type, body):
             return None
         signature = verify_signature(self.signing_secret, headers, body, self.clock())
-        check_form(parse_form(content_type, body))
+        try:
+            check_form(parse_form(content_type, body))
+        except Refusal:
+            raise
+        except (
+            Exception
+        ) as error:  # a shape the checks did not foresee: still the sender's mistake, not a 500
+            log.error("the front door could not check a signed body: %s", type(error).__name__)
+            raise _bad("the body could not be understood") from None
         try:
             fresh = self.replays.first_time(signature)
         except SQLAlchemyError as error:

@@ -223,6 +223,22 @@ SIGNED_MALFORMED: dict[str, tuple[str, bytes, str]] = {
         _payload_body(_click_payload(type="view_submission", actions=None)),
         "`view`",
     ),
+    "payload whose type is an object": (FORM, _payload_body(_click_payload(type={"a": 1})), "`type`"),
+    "authorizations that is a number": (
+        FORM,
+        _payload_body(_click_payload(authorizations=5)),
+        "authorizations",
+    ),
+    "view submission whose view has no type": (
+        FORM,
+        _payload_body(
+            _click_payload(
+                type="view_submission", actions=None, view={"id": "V1", "callback_id": "incident_resolve"}
+            )
+        ),
+        "view `type`",
+    ),
+    "NUL in a payload": (FORM, _payload_body(_click_payload(trigger_id="1.2\u0000")), "NUL"),
     "command without a user_id": (FORM, b"command=%2Fincident&text=declare+payments+P1+x", "user_id"),
     "command with a user_id too long to store": (
         FORM,
