@@ -59,7 +59,8 @@ def build_tars(
     outbox = Outbox(clock)
     planner = Planner(clock, config.policy, config.services, outbox)
     pager = Pager(outbox, config.services)
-    deliverer = Deliverer(sessions, Announcer(client), PagerDutyEvents(config.pagerduty.events_url), clock)
+    pagerduty = PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run)
+    deliverer = Deliverer(sessions, Announcer(client), pagerduty, clock)
     service = IncidentService(clock, config.services, config.policy, planner)
     flows = IncidentFlows(
         sessions, service, outbox, pager, deliverer, incidents_channel=config.incidents_channel
