@@ -9,7 +9,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot.clock import FrozenClock
 from bot.db import make_engine
 from bot.emulator import SlackEmulator
+from bot.front_door import KEEP_SEEN, ReplayGuard
 from bot.models import OutboxMessage, SeenRequest
 from bot.server import HttpServer, TarsWsgi
 from tests.support import CHANNEL, Workspace, start_tars
@@ -344,3 +345,29 @@ def test_a_replayed_declare_is_refused_on_every_replica(
     # A new request from the same person (new timestamp or new trigger) is not a replay.
     workspace.command("declare payments P2 Checkout slow")
     workspace.wait_until(lambda: workspace.incident_count() == 2)
+
+
+def test_a_replica_forgets_signatures_no_replay_could_use(engine: Engine) -> None:
+    """seen_requests does not grow: rows older than any replay could be are deleted as requests come in."""
+    start = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    earlier = ReplayGuard(engine, now=lambda: start)
+    assert earlier.first_time("v0=" + "1" * 64)
+    assert not earlier.first_time("v0=" + "1" * 64)
+    later = ReplayGuard(engine, now=lambda: start + KEEP_SEEN + timedelta(seconds=1))
+    assert later.first_time("v0=" + "2" * 64)
+    with Session(engine) as session:
+        assert list(session.scalars(select(SeenRequest.signature))) == ["v0=" + "2" * 64]
+
+
+def test_without_the_database_a_signed_request_gets_503_and_one_log_line(
+    slack: SlackEmulator, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    with start_tars(slack, dead, clock) as running:
+        caplog.set_level(logging.INFO)
+        caplog.clear()
+        body = _command_body("declare payments P1 Database down")
+        client = Workspace(running, slack, dead, clock).client
+        status, text = _send(running.url, body, {**client.sign(body), "Content-Type": FORM})
+        assert (status, text) == (503, "the database is unavailable (OperationalError)")
+        _assert_one_quiet_line(caplog)
