@@ -34,8 +34,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Engine, delete, insert
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Engine, delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.models import SeenRequest
 
@@ -67,10 +68,11 @@ MAX_FIELDS = 200
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, level: int = logging.WARNING) -> None:
         super().__init__(status, reason)
         self.status = status
         self.reason = reason  # a fixed sentence: never echoes what was sent, so the log line cannot be forged
+        self.level = level
 
 
 def _bad(reason: str) -> Refusal:
@@ -302,25 +304,15 @@ class ReplayGuard:
     def first_time(self, signature: str) -> bool:
         now = self.now()
         row = {"signature": signature, "seen_at": now}
-        table = SeenRequest.__table__
-        dialect = self.engine.dialect.name
+        # TARS runs on Postgres or SQLite; both spell it INSERT .. ON CONFLICT DO NOTHING.
+        upsert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        statement = (
+            upsert(SeenRequest.__table__).values(row).on_conflict_do_nothing(index_elements=["signature"])
+        )
         with self.engine.begin() as connection:
-            if dialect in ("postgresql", "sqlite"):
-                if dialect == "postgresql":
-                    from sqlalchemy.dialects.postgresql import insert as upsert
-                else:
-                    from sqlalchemy.dialects.sqlite import insert as upsert
-                statement = upsert(table).values(row).on_conflict_do_nothing(index_elements=["signature"])
-                # SQLAlchemy 2.1 reports an INSERT's rowcount only when asked to keep it.
-                options = {"preserve_rowcount": True}
-                fresh = connection.execute(statement, execution_options=options).rowcount == 1
-            else:
-                try:
-                    with connection.begin_nested():
-                        connection.execute(insert(table).values(row))
-                    fresh = True
-                except IntegrityError:
-                    fresh = False
+            # SQLAlchemy 2.1 reports an INSERT's rowcount only when asked to keep it.
+            result = connection.execute(statement, execution_options={"preserve_rowcount": True})
+            fresh = result.rowcount == 1
         self._prune(now)
         return fresh
 
@@ -363,7 +355,8 @@ class FrontDoor:
         try:
             body = self._admit(environ)
         except Refusal as refusal:
-            log.warning(
+            log.log(
+                refusal.level,
                 "refused a Slack request from %s with %s: %s",
                 environ.get("REMOTE_ADDR", "?"),
                 refusal.status,
@@ -390,11 +383,11 @@ class FrontDoor:
             check_form(parse_form(content_type, body))
         except Refusal:
             raise
-        except (
-            Exception
-        ) as error:  # a shape the checks did not foresee: still the sender's mistake, not a 500
-            log.error("the front door could not check a signed body: %s", type(error).__name__)
-            raise _bad("the body could not be understood") from None
+        # A shape the checks did not foresee is still the sender's mistake, not a 500; logged as an error so
+        # the check gets fixed.
+        except Exception as error:
+            reason = f"the body could not be understood ({type(error).__name__})"
+            raise Refusal(400, reason, level=logging.ERROR) from None
         try:
             fresh = self.replays.first_time(signature)
         except SQLAlchemyError as error:

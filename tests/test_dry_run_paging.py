@@ -1,4 +1,4 @@
-"""dry_run covers paging: PagerDuty is shown what it would get and sent nothing; TARS's own Slack DMs still go."""
+"""dry_run covers paging: PagerDuty receives nothing, the page is recorded as a dry run, Slack DMs still go."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def test_a_slow_slack_never_stops_tars_from_acking_a_burst_of_commands(workspace
     workspace.wait_until(lambda: accounted_for() == 12, timeout=60)
 
 
-# --- hostile input: nothing but a well-formed, signed, first-seen request reaches Bolt ------------------------
+# --- hostile input: nothing but a well-formed, signed, first-seen request reaches Bolt ----------------------
 
 
 def _send(
