@@ -1,4 +1,4 @@
-"""dry_run covers paging: PagerDuty receives nothing, the page is recorded as a dry run, Slack DMs still go."""
+"""dry_run covers paging: PagerDuty receives nothing, the page is recorded as a dry run, DMs still go."""
 
 from __future__ import annotations
 
