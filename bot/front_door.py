@@ -55,10 +55,12 @@ PRUNE_EVERY_SECONDS = 60.0
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
-_TEAM_ID = re.compile(r"T[A-Z0-9]{2,31}")
-_ENTERPRISE_ID = re.compile(r"E[A-Z0-9]{2,31}")
-_CHANNEL_ID = re.compile(r"[CDG][A-Z0-9]{2,31}")
+# The shape of Slack's ids. Slack says their length may grow, so the ceiling is generous; whether TARS can store
+# an id is the application's question, not the front door's.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,254}")
+_TEAM_ID = re.compile(r"T[A-Z0-9]{2,254}")
+_ENTERPRISE_ID = re.compile(r"E[A-Z0-9]{2,254}")
+_CHANNEL_ID = re.compile(r"[CDG][A-Z0-9]{2,254}")
 _COMMAND = re.compile(r"/[^\s/]{1,32}")
 _FORM = "application/x-www-form-urlencoded"
 # Interactions TARS has listeners for (Bolt answers view_closed itself when nothing listens).
