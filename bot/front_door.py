@@ -10,7 +10,8 @@ short text answer and one log line:
 - 401: no signature, a timestamp that is not a whole number or is more than five minutes off, or a signature
   that does not match.
 - 400: signed, but not UTF-8, not form-encoded, a `payload=` that is not a JSON object, or without the fields
-  Bolt and TARS rely on (see `check_form`).
+  Bolt and TARS rely on (see `check_form`). What people typed (control characters, lengths) is left to the
+  application, which can say which field is wrong.
 - 409: a signature already let in within its window (a replay). Slack never resends a slash command or a
   click; an Events API retry reusing a signature would be refused here too, and do nothing.
 - 503: the database that remembers signatures is unreachable.
@@ -29,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -108,7 +109,10 @@ def verify_signature(signing_secret: str, headers: dict[str, str], body: bytes, 
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, str]:
-    """The form fields, strictly: UTF-8, form-encoded, each field once, no NUL characters."""
+    """The form fields, strictly: UTF-8, form-encoded, each field once.
+
+    What people typed (control characters, lengths) is the application's to judge: it names the field.
+    """
     if content_type.split(";", 1)[0].strip().lower() != _FORM:
         raise _bad("the body is not form-encoded")
     try:
@@ -125,8 +129,6 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
     fields = dict(pairs)
     if len(fields) != len(pairs):
         raise _bad("a form field is repeated")
-    if any("\x00" in key or "\x00" in value for key, value in pairs):
-        raise _bad("the body contains a NUL character")
     return fields
 
 
@@ -183,7 +185,6 @@ def check_interaction(payload: dict[str, Any]) -> None:
     view = payload.get("view")
     if kind != "block_actions" or view is not None:
         _check_view(view)
-    _check_strings(payload)
 
 
 def _check_actions(actions: Any) -> None:
@@ -260,31 +261,6 @@ def _optional_object_id(payload: dict[str, Any], name: str, shape: re.Pattern[st
     value = _optional(payload, name, dict)
     if value is not None and value.get("id") is not None:
         _require_id(value.get("id"), shape, f"{name}.id")
-
-
-def _check_strings(value: Any) -> None:
-    """No NUL characters (Postgres text cannot hold them) and no lone surrogates (not encodable as UTF-8)."""
-    for text in _strings(value):
-        if "\x00" in text:
-            raise _bad("the payload contains a NUL character")
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _bad("the payload contains text that is not UTF-8") from None
-
-
-def _strings(value: Any) -> Iterator[str]:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 # --- replays ------------------------------------------------------------------------------------------------
