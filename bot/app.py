@@ -20,6 +20,7 @@ from bot.config import Config, ConfigError
 from bot.db import make_engine, make_session_factory
 from bot.delivery import DeliveryEngine
 from bot.flows import IncidentFlows
+from bot.front_door import FrontDoor, ReplayGuard
 from bot.incidents import IncidentService
 from bot.outbox import Outbox, wake_on_commit
 from bot.platforms import Platforms
@@ -63,7 +64,7 @@ def build_tars(
     delivery = DeliveryEngine(
         sessions,
         Announcer(client),
-        PagerDutyEvents(config.pagerduty.events_url),
+        PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run),
         clock,
         budget=SlackBudget(enforce=config.pace_slack),
     )
@@ -164,5 +165,14 @@ def create_app(
     )
     handlers.register_all(bolt, tars)
     tars.delivery.start(listen=tars.engine)
-    wsgi = TarsWsgi(tars.engine, None if config.socket_mode else SlackRequestHandler(bolt))
+    front_door = (
+        None
+        if config.socket_mode
+        else FrontDoor(
+            SlackRequestHandler(bolt),
+            signing_secret=config.slack_signing_secret or "",
+            replays=ReplayGuard(tars.engine),
+        )
+    )
+    wsgi = TarsWsgi(tars.engine, front_door)
     return TarsApp(tars=tars, bolt=bolt, wsgi=wsgi, listeners=listeners)

@@ -1,4 +1,4 @@
-"""HTTP front door: `/slack/events` for Bolt, `/healthz` for the orchestrator, served by waitress."""
+"""HTTP: `/slack/events` for Bolt (behind `bot.front_door`), `/healthz` for the orchestrator; waitress."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+SLACK_PATH = "/slack/events"
+# waitress refuses (413) larger bodies itself, before buffering them; the front door's own cap is lower.
+MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
+
+
 class TarsWsgi:
+    """Routes requests; `slack_handler` is the front door wrapping Bolt (None in Socket Mode)."""
+
     def __init__(self, engine: Engine, slack_handler: WsgiApp | None) -> None:
         self.engine = engine
         self.slack_handler = slack_handler
@@ -30,9 +37,15 @@ class TarsWsgi:
             status = "200 OK" if healthy else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        if self.slack_handler is not None:
+        if path == SLACK_PATH and self.slack_handler is not None:
+            if environ.get("REQUEST_METHOD") != "POST":
+                start_response(
+                    "405 Method Not Allowed",
+                    [("Allow", "POST"), ("Content-Type", "text/plain"), ("Content-Length", "18")],
+                )
+                return [b"Method Not Allowed"]
             return self.slack_handler(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
         return [b"Not Found"]
 
 
@@ -42,7 +55,14 @@ class HttpServer:
     def __init__(self, app: WsgiApp, *, host: str = "0.0.0.0", port: int = 3000, threads: int = 8) -> None:
         from waitress.server import create_server
 
-        self._server = create_server(app, host=host, port=port, threads=threads, ident="tars")
+        self._server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="tars",
+            max_request_body_size=MAX_REQUEST_BODY_BYTES,
+        )
         self._thread: threading.Thread | None = None
         self._stopping = False
 

@@ -86,7 +86,15 @@ def _empty_tables(request: pytest.FixtureRequest) -> None:
     if "engine" not in request.fixturenames:
         return
     engine: Engine = request.getfixturevalue("engine")
-    tables = ["action_votes", "action_requests", "outbox", "reminders", "timeline_events", "incidents"]
+    tables = [
+        "action_votes",
+        "action_requests",
+        "outbox",
+        "reminders",
+        "timeline_events",
+        "incidents",
+        "seen_requests",
+    ]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
