@@ -118,7 +118,9 @@ class DeliveryEngine:
         *,
         budget: SlackBudget | None = None,
         workers: int = 4,
-        lease: timedelta = timedelta(seconds=15),
+        # Short, and renewed every third of it while a post is in flight: a replica that died is taken over
+        # within seconds, and a slow Slack call never loses its lease to a live worker.
+        lease: timedelta = timedelta(seconds=6),
         poll_seconds: float = 1.0,
         worker_id: str | None = None,
     ) -> None:
@@ -758,6 +760,11 @@ def _slack(call: Callable[[], T]) -> T:
 def _default_record(kind: str, result: dict[str, Any]) -> tuple[str, str] | None:
     if kind == "card_post":
         return ("announced", f"Initial notification posted to <#{result['channel']}>")
+    if kind == "pagerduty" and result.get("status") == "dry_run":
+        return (
+            "paged",
+            f"DRY RUN: would have paged via PagerDuty (dedup key {result.get('dedup_key')}); nothing was sent",
+        )
     if kind == "pagerduty":
         return ("paged", f"Paged via PagerDuty (dedup key {result.get('dedup_key')})")
     return None

@@ -48,6 +48,12 @@ def test_a_dry_run_page_reaches_slack_but_not_pagerduty(dry_run: Workspace, page
     [page] = _pages(dry_run.engine)
     assert page.state == "sent"
     assert page.result == {"dedup_key": f"tars-INC-{incident.id}", "status": "dry_run"}
+    # The timeline says what happened: shown, not sent.
+    [recorded] = [e for e in dry_run.timeline(incident.id) if "PagerDuty" in e.text]
+    assert (
+        recorded.text.startswith("DRY RUN: would have paged via PagerDuty")
+        and "nothing was sent" in recorded.text
+    )
 
     dry_run.later(timedelta(minutes=15))  # unacknowledged P1: the escalation pages again
     dry_run.wait_until(lambda: len(_pages(dry_run.engine)) == 2 and dry_run.pending_announcements() == 0)
