@@ -1,4 +1,4 @@
-"""Slack Web API calls the delivery engine makes: post, update, open a DM, and find an earlier post.
+"""Slack Web API calls the delivery engine makes: post, update, open a DM, upload a file, and find an earlier post.
 
 Uses slack_sdk's WebClient only (never Bolt request objects). Every post carries message metadata naming the
 outbox rows it delivers, so a post whose answer was lost can be found again instead of being sent twice.
@@ -68,4 +68,33 @@ class Announcer:
                 continue
             if outbox_id in (metadata.get("event_payload") or {}).get("outbox_ids", []):
                 return str(message["ts"])
+        return None
+
+    def upload_file(
+        self,
+        channel: str,
+        thread_ts: str | None,
+        file_name: str,
+        title: str,
+        content: str,
+        initial_comment: str,
+    ) -> str:
+        """Share `content` as a file (files_upload_v2: get an upload URL, upload, complete); its file id."""
+        response = self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            content=content,
+            filename=file_name,
+            title=title,
+            initial_comment=initial_comment,
+        )
+        return str(response["file"]["id"])
+
+    def find_file(self, channel: str, title: str, *, thread_ts: str) -> str | None:
+        """The id of a file titled `title` already shared in the thread, if Slack has one."""
+        response = self.client.conversations_replies(channel=channel, ts=thread_ts, limit=LOOKBACK_MESSAGES)
+        for message in response.get("messages") or []:
+            for shared in message.get("files") or []:
+                if shared.get("title") == title:
+                    return str(shared["id"])
         return None

@@ -256,16 +256,27 @@ class CodeFixFlows:
                 log.error("post-mortem issue for %s failed: %s", incident.ref, error.message)
                 link = f"(GitHub issue not created: {error.message})"
         draft = rendering.postmortem_draft(incident, markdown, link)
-        # TODO: when draft.file_name is set, also upload draft.file_content with files_upload_v2 (the Slack
-        # emulator is getting files.upload on another branch); until then the thread shows the draft's start.
-        self._record(
-            incident_id,
-            actor,
-            "postmortem_draft",
-            f"Post-mortem draft posted{': ' + link if link else ''}",
-            {"issue": link},
-            thread=draft.text,
-        )
+        # A long draft goes to the thread as a preview note followed by the whole draft as a file.
+        with transaction(self.sessions) as session:
+            incident = self.incidents.get(session, incident_id)
+            self.incidents.record(
+                session,
+                incident,
+                actor=actor,
+                kind="postmortem_draft",
+                text=f"Post-mortem draft posted{': ' + link if link else ''}",
+                data={"issue": link, "file": draft.file_name},
+            )
+            self.outbox.thread_note(session, incident, draft.text)
+            if draft.file_name and draft.file_content is not None:
+                self.outbox.thread_file(
+                    session,
+                    incident,
+                    draft.file_title or draft.file_name,
+                    draft.file_name,
+                    draft.file_content,
+                    draft.file_comment or "",
+                )
         return link
 
     # --- helpers --------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ RETRYABLE_SLACK_ERRORS = {
     "service_unavailable",
     "request_timeout",
 }
-POST_KINDS = {"card_post", "thread_note", "channel_post", "action_card_post", "dm"}
+POST_KINDS = {"card_post", "thread_note", "channel_post", "action_card_post", "dm", "thread_file"}
 
 _OUTBOX = OutboxMessage.__table__
 _INCIDENTS = Incident.__table__
@@ -148,6 +148,7 @@ class DeliveryEngine:
             "card_post": self._send_card_post,
             "card_refresh": self._send_card_refresh,
             "thread_note": self._send_thread_note,
+            "thread_file": self._send_thread_file,
             "channel_post": self._send_channel_post,
             "dm": self._send_dm,
             "pagerduty": self._send_pagerduty,
@@ -368,6 +369,8 @@ class DeliveryEngine:
             keys = [post_key(f"dm:{work.payload.get('user')}"), method_key("conversations.open")]
         elif kind == "pagerduty":
             keys = []
+        elif kind == "thread_file":
+            keys = [method_key("files.getUploadURLExternal"), method_key("files.completeUploadExternal")]
         else:
             keys = [post_key(work.channel_id or "")]
         if work.check_first:
@@ -665,6 +668,32 @@ class DeliveryEngine:
         ts = self._post_once(group, channel, text, blocks, thread_ts=card_ts)
         return {"ts": ts}
 
+    def _send_thread_file(self, group: _Group) -> dict[str, Any]:
+        """Upload the file into the thread, unless an earlier attempt whose outcome was lost already did: a
+        file carries no message metadata, so it is recognised by its title."""
+        incident = self._incident(group)
+        channel, card_ts = _require_card(incident)
+        payload = group.head.payload
+        title = str(payload["title"])
+        if group.head.check_first:
+            found = _slack(lambda: self.announcer.find_file(channel, title, thread_ts=card_ts))
+            if found is not None:
+                log.info(
+                    "outbox %s was already in Slack (file %s); not uploading it again", group.head.id, found
+                )
+                return {"channel": channel, "file": found}
+        file_id = _slack(
+            lambda: self.announcer.upload_file(
+                channel,
+                card_ts,
+                str(payload["file_name"]),
+                title,
+                str(payload["content"]),
+                str(payload.get("comment") or ""),
+            )
+        )
+        return {"channel": channel, "file": file_id}
+
     def _send_channel_post(self, group: _Group) -> dict[str, Any]:
         incident = self._incident(group)
         if not incident.channel_id:
@@ -722,7 +751,7 @@ class DeliveryEngine:
         return {"dedup_key": answer.get("dedup_key", page.dedup_key), "status": answer.get("status")}
 
 
-_THREADED = {"thread_note", "action_card_post"}
+_THREADED = {"thread_note", "action_card_post", "thread_file"}
 
 
 def _short_note(kind: str, payload: dict[str, Any]) -> bool:

@@ -101,6 +101,13 @@ class Outbox:
     ) -> None:
         self.add(session, incident, "thread_note", {"text": text, "blocks": blocks}, priority=NOTE)
 
+    def thread_file(
+        self, session: Session, incident: Incident, title: str, file_name: str, content: str, comment: str
+    ) -> None:
+        """A file shared in the incident thread (files_upload_v2), for text too long for any message."""
+        payload = {"title": title, "file_name": file_name, "content": content, "comment": comment}
+        self.add(session, incident, "thread_file", payload, priority=NOTE)
+
     def channel_post(
         self,
         session: Session,

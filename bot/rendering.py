@@ -929,6 +929,8 @@ class PostmortemDraft:
     file_content: str | None = (
         None  # the whole draft as Markdown; a file is not mrkdwn, so nothing is escaped
     )
+    file_title: str | None = None  # the file's title in Slack (also how a lost upload is recognised)
+    file_comment: str | None = None  # the message the file is shared with
 
 
 def postmortem_draft(incident: Incident, markdown: str, link: str) -> PostmortemDraft:
@@ -945,11 +947,19 @@ def postmortem_draft(incident: Incident, markdown: str, link: str) -> Postmortem
         lambda n: f"…{n} more lines (the whole timeline is in `/incident show {incident.id}`)",
     )
     filed = f"; it is filed at {escape(link)}" if link.startswith("http") else ""
+    file_name = f"{incident.ref}-postmortem.md"
     text = (
         f"{heading}\n```\n{preview}\n```\n"
-        f"The whole draft ({len(markdown):,} characters) is too long for a message{filed}."
+        f"The whole draft ({len(markdown):,} characters) is too long for a message, so it follows as the "
+        f"file `{file_name}`{filed}."
     )
-    return PostmortemDraft(fit_text(text), f"{incident.ref}-postmortem.md", markdown)
+    return PostmortemDraft(
+        fit_text(text),
+        file_name,
+        markdown,
+        f"Post-mortem draft for {incident.ref}",
+        f"📎 The whole post-mortem draft for {incident.ref}, as Markdown.",
+    )
 
 
 @_fitted_text

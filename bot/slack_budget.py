@@ -33,6 +33,8 @@ METHOD_RATES = {
     "conversations.history": TIER_3,
     "conversations.replies": TIER_3,
     "chat.postEphemeral": TIER_4,
+    "files.getUploadURLExternal": TIER_4,
+    "files.completeUploadExternal": TIER_4,
 }
 
 

@@ -8,12 +8,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from bot import rendering
 from bot.clock import FrozenClock
 from bot.code_fixes import HotfixFields
 from bot.config import ApproversConfig, GitHubConfig, ServiceConfig
 from bot.emulator import RecordedCall, SlackEmulator
+from bot.models import TimelineEvent
 from integrations.github import GitHubClient
 from tests.fakes.github_api import FakeGitHub
 from tests.support import CHANNEL, Workspace, start_tars
@@ -242,6 +244,47 @@ def test_resolving_a_p1_posts_the_postmortem_draft(team: Workspace, github: Fake
     ):
         assert part in text
     assert any(e.kind == "postmortem_draft" for e in team.timeline(incident.id))
+    team.settle()
+    assert team.slack.uploaded_files() == []  # a short draft is the message alone
+
+
+def test_a_long_postmortem_draft_follows_its_preview_as_a_markdown_file(team: Workspace) -> None:
+    incident = team.declare()
+    with Session(team.engine) as session:
+        session.add_all(
+            TimelineEvent(
+                incident_id=incident.id,
+                at=team.clock.now(),
+                actor="U0BOB",
+                kind="update",
+                text=f"Update: finding number {n} " + "f" * 100,
+                data={"findings": f"finding number {n}"},
+            )
+            for n in range(300)
+        )
+        session.commit()
+    team.command(f"resolve {incident.id} Connection pool exhausted --force")
+    preview = team.slack.wait_for(
+        "chat.postMessage", lambda c: str(c.args.get("text", "")).startswith("📝 Post-mortem draft for INC-1")
+    )
+    assert preview.args["thread_ts"] == incident.card_ts
+    assert "so it follows as the file `INC-1-postmortem.md`" in preview.args["text"]
+    team.wait_until(lambda: len(team.slack.uploaded_files()) == 1, message="the draft was never uploaded")
+    team.settle()
+
+    [uploaded] = team.slack.uploaded_files()
+    assert uploaded.filename == "INC-1-postmortem.md"
+    assert uploaded.title == "Post-mortem draft for INC-1"
+    assert (uploaded.channel, uploaded.thread_ts) == (incident.channel_id, incident.card_ts)
+    content = uploaded.content.decode()
+    assert content.startswith("# Post-mortem: INC-1")
+    for n in range(300):
+        assert f"Update: finding number {n} " in content
+    assert "## Action items" in content
+    shared = [
+        m for m in team.slack.thread_replies(str(incident.channel_id), str(incident.card_ts)) if m.files
+    ]
+    assert [m.files[0]["name"] for m in shared] == ["INC-1-postmortem.md"]
 
 
 def test_postmortem_command_files_an_issue_in_the_configured_repository(

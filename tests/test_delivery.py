@@ -16,7 +16,7 @@ from bot.clock import FrozenClock
 from bot.commands import Declare
 from bot.db import make_engine
 from bot.emulator import SlackEmulator
-from bot.models import OutboxMessage
+from bot.models import OutboxMessage, TimelineEvent
 from tests.conftest import _backend
 from tests.support import CHANNEL, Workspace, start_tars, test_config
 
@@ -136,6 +136,32 @@ def test_a_post_slack_took_before_the_connection_dropped_appears_once(workspace:
     assert len(_updates_in_channel(workspace)) == 1
     lookups = workspace.slack.calls_to("conversations.history")
     assert lookups and all(call.args.get("include_all_metadata") in (True, "true", "1") for call in lookups)
+
+
+def test_a_file_slack_shared_before_the_connection_dropped_appears_once(workspace: Workspace) -> None:
+    incident = workspace.declare()
+    with Session(workspace.engine) as session:
+        session.add_all(
+            TimelineEvent(
+                incident_id=incident.id,
+                at=workspace.clock.now(),
+                actor="U0BOB",
+                kind="update",
+                text=f"Update: finding number {n} " + "f" * 100,
+                data={},
+            )
+            for n in range(300)
+        )
+        session.commit()
+    workspace.slack.drop_connection_after_processing("files.completeUploadExternal", times=1)
+    workspace.command(f"resolve {incident.id} Connection pool exhausted --force")  # P1: a long draft follows
+    # The file is shared but TARS never heard back; it retries after its backoff and looks in the thread first.
+    workspace.wait_until(lambda: workspace.delivery_attempts("thread_file") == 1)
+    workspace.later(timedelta(seconds=5))
+    workspace.settle()
+    assert [f.filename for f in workspace.slack.uploaded_files()] == ["INC-1-postmortem.md"]
+    thread = workspace.slack.thread_replies(CHANNEL, str(incident.card_ts))
+    assert len([m for m in thread if m.files]) == 1
 
 
 def test_slack_hanging_on_a_post_past_the_client_timeout_still_shows_it_once(workspace: Workspace) -> None:
