@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same in every replica.
 MIGRATION_LOCK_KEY = 0x7A125
+# Seconds a new Postgres connection may take before giving up (libpq's minimum is 2). A request that reaches a
+# database which does not answer must still be answered within Slack's 3 s, so this is also the ceiling on how
+# long the front door waits before saying the database is down.
+CONNECT_TIMEOUT_SECONDS = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -56,7 +60,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args, **kwargs
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,7 +14,12 @@ short text answer and one log line:
   application, which can say which field is wrong.
 - 409: a signature already let in within its window (a replay). Slack never resends a slash command or a
   click; an Events API retry reusing a signature would be refused here too, and do nothing.
-- 503: the database that remembers signatures is unreachable.
+
+When the database that remembers signatures does not answer (the engine gives up connecting within
+`bot.db.CONNECT_TIMEOUT_SECONDS`), a signed, well-formed request is answered 200 with TARS's own words rather
+than a 503 that Slack shows as a generic failure: a slash command gets an ephemeral reply in the HTTP answer; a
+click or form is acknowledged (a modal gets the sentence as an error on its first input) and, when the payload
+has a response_url, the sentence is posted there privately. Nothing reaches Bolt, so nothing is changed.
 
 The one unsigned request let through is Slack's `ssl_check=1` probe, which Slack sends without a signature; it
 is answered 200 and reaches nothing.
@@ -35,11 +40,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
+from slack_sdk.webhook import WebhookClient
 from sqlalchemy import Engine, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.models import SeenRequest
+from bot.rendering import DATABASE_DOWN_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,8 @@ WINDOW = timedelta(minutes=5)
 # check until 2 x WINDOW after it arrived; one more minute covers clock differences between replicas.
 KEEP_SEEN = 2 * WINDOW + timedelta(minutes=1)
 PRUNE_EVERY_SECONDS = 60.0
+# How long a private "the database is down" reply may take to reach a response_url.
+RESPONSE_URL_TIMEOUT_SECONDS = 2
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
@@ -76,6 +85,15 @@ class Refusal(Exception):
         self.status = status
         self.reason = reason  # a fixed sentence: never echoes what was sent, so the log line cannot be forged
         self.level = level
+
+
+class DatabaseDown(Exception):
+    """A signed, well-formed request whose replay check could not run: the database did not answer."""
+
+    def __init__(self, form: dict[str, Any], error: SQLAlchemyError) -> None:
+        super().__init__(type(error).__name__)
+        self.form = form
+        self.error_name = type(error).__name__
 
 
 def _bad(reason: str) -> Refusal:
@@ -341,6 +359,13 @@ class FrontDoor:
                 refusal.reason,
             )
             return _answer(start_response, refusal.status, refusal.reason)
+        except DatabaseDown as down:
+            log.warning(
+                "answered a Slack request from %s without acting on it: the database is unavailable (%s)",
+                environ.get("REMOTE_ADDR", "?"),
+                down.error_name,
+            )
+            return _database_down_answer(start_response, down.form)
         if body is None:  # Slack's unsigned ssl_check probe
             return _answer(start_response, 200, "")
         environ["wsgi.input"] = io.BytesIO(body)
@@ -358,7 +383,7 @@ class FrontDoor:
             return None
         signature = verify_signature(self.signing_secret, headers, body, self.clock())
         try:
-            check_form(parse_form(content_type, body))
+            form = check_form(parse_form(content_type, body))
         except Refusal:
             raise
         # A shape the checks did not foresee is still the sender's mistake, not a 500; logged as an error so
@@ -369,7 +394,7 @@ class FrontDoor:
         try:
             fresh = self.replays.first_time(signature)
         except SQLAlchemyError as error:
-            raise Refusal(503, f"the database is unavailable ({type(error).__name__})") from None
+            raise DatabaseDown(form, error) from None
         if not fresh:
             raise Refusal(409, "this signed request was already received (a replay)")
         return body
@@ -395,6 +420,63 @@ def _is_ssl_check(content_type: str, body: bytes) -> bool:
         return False
 
 
+def _database_down_answer(start_response: Callable[..., Any], form: dict[str, Any]) -> list[bytes]:
+    """200 with DATABASE_DOWN_TEXT where the person will see it; `form` has passed `check_form`."""
+    if "command" in form and "type" not in form:  # a slash command: the HTTP answer is the reply
+        return _answer_json(start_response, {"response_type": "ephemeral", "text": DATABASE_DOWN_TEXT})
+    response_url = _response_url(form)
+    if response_url:
+        # After the answer, so a slow response_url cannot hold the acknowledgement past Slack's 3 s.
+        threading.Thread(
+            target=_tell_privately, args=(response_url,), name="tars-database-down", daemon=True
+        ).start()
+    if form.get("type") == "view_submission":
+        block_id = _first_input_block_id(form.get("view") or {})
+        if block_id:
+            return _answer_json(
+                start_response, {"response_action": "errors", "errors": {block_id: DATABASE_DOWN_TEXT}}
+            )
+    return _answer(start_response, 200, "")
+
+
+def _response_url(payload: dict[str, Any]) -> str | None:
+    url = payload.get("response_url")
+    if isinstance(url, str) and url:
+        return url
+    for entry in payload.get("response_urls") or []:  # check_interaction made these dicts with a str url
+        if entry["response_url"]:
+            return str(entry["response_url"])
+    return None
+
+
+def _first_input_block_id(view: dict[str, Any]) -> str | None:
+    for block in view.get("blocks") or []:
+        if (
+            isinstance(block, dict)
+            and block.get("type") == "input"
+            and isinstance(block.get("block_id"), str)
+        ):
+            return str(block["block_id"])
+    return None
+
+
+def _tell_privately(response_url: str) -> None:
+    try:
+        WebhookClient(response_url, timeout=RESPONSE_URL_TIMEOUT_SECONDS).send(
+            text=DATABASE_DOWN_TEXT, response_type="ephemeral", replace_original=False
+        )
+    except Exception as error:  # the acknowledgement went out; the log is all that is left
+        log.warning("could not tell the person the database is unavailable: %s", type(error).__name__)
+
+
+def _answer_json(start_response: Callable[..., Any], answer: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(answer).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
 def _answer(start_response: Callable[..., Any], status: int, text: str) -> list[bytes]:
     phrases = {
         200: "OK",
@@ -402,7 +484,6 @@ def _answer(start_response: Callable[..., Any], status: int, text: str) -> list[
         401: "Unauthorized",
         409: "Conflict",
         413: "Payload Too Large",
-        503: "Service Unavailable",
     }
     data = text.encode()
     start_response(

@@ -38,6 +38,9 @@ RESOLVE_ACTION = "incident_resolve"
 DECLARE_VIEW = "incident_declare"
 RESOLVE_VIEW = "incident_resolve"
 
+# The reply to any request TARS cannot act on because its database does not answer.
+DATABASE_DOWN_TEXT = "TARS cannot reach its database right now; nothing was changed. Try again in a minute."
+
 
 def fmt_time(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "—"

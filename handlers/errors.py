@@ -15,9 +15,11 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.errors import DomainError
+from bot.rendering import DATABASE_DOWN_TEXT
 from bot.slack_limits import fit_text
 from handlers.replies import reply_privately
 
@@ -60,10 +62,19 @@ def friendly_message(error: Exception) -> str:
         return (
             "Someone changed this incident at the same moment; nothing of yours was saved. Please try again."
         )
+    if database_unreachable(error):
+        return DATABASE_DOWN_TEXT
     return (
         f"TARS hit an unexpected error ({type(error).__name__}). It has been logged; "
         "check `/incident show &lt;incident&gt;` to see what was saved."
     )
+
+
+def database_unreachable(error: Exception) -> bool:
+    """The database did not answer (refused, timed out, connection cut), as opposed to a bug in a query."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def _log_unexpected(error: Exception) -> None:

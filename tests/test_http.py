@@ -21,6 +21,7 @@ from bot.db import make_engine
 from bot.emulator import SlackEmulator
 from bot.front_door import KEEP_SEEN, ReplayGuard
 from bot.models import OutboxMessage, SeenRequest
+from bot.rendering import DATABASE_DOWN_TEXT
 from bot.server import HttpServer, TarsWsgi
 from tests.support import CHANNEL, Workspace, start_tars
 
@@ -363,7 +364,7 @@ def test_a_replica_forgets_signatures_no_replay_could_use(engine: Engine) -> Non
         assert list(session.scalars(select(SeenRequest.signature))) == ["v0=" + "2" * 64]
 
 
-def test_without_the_database_a_signed_request_gets_503_and_one_log_line(
+def test_without_the_database_a_signed_command_gets_a_clear_reply_and_one_log_line(
     slack: SlackEmulator, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
@@ -373,5 +374,30 @@ def test_without_the_database_a_signed_request_gets_503_and_one_log_line(
         body = _command_body("declare payments P1 Database down")
         client = Workspace(running, slack, dead, clock).client
         status, text = _send(running.url, body, {**client.sign(body), "Content-Type": FORM})
-        assert (status, text) == (503, "the database is unavailable (OperationalError)")
+        assert status == 200
+        assert json.loads(text) == {"response_type": "ephemeral", "text": DATABASE_DOWN_TEXT}
         _assert_one_quiet_line(caplog)
+
+
+def test_a_database_that_never_answers_is_reported_within_three_seconds(
+    slack: SlackEmulator, clock: FrozenClock
+) -> None:
+    """A database host that takes the connection and then says nothing: the engine's own connect timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # never accepted: the kernel completes the handshake, then nothing ever answers
+        silent_engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/none")
+        with start_tars(slack, silent_engine, clock) as running:
+            client = Workspace(running, slack, silent_engine, clock).client
+            started = time.monotonic()
+            response = client.slash_command(
+                "declare payments P1 Nobody home", user_id="U0ALICE", channel_id=CHANNEL
+            )
+            elapsed = time.monotonic() - started
+            assert (response.status, response.json()["text"]) == (200, DATABASE_DOWN_TEXT)
+            assert elapsed < 3, f"the reply took {elapsed:.1f} s"
+            started = time.monotonic()
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(running.url + "/healthz", timeout=5)
+            assert refused.value.code == 503
+            assert time.monotonic() - started < 3
