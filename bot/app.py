@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from bot.actions import ActionService, ApproverDirectory
 from bot.announcer import Announcer
+from bot.buttons import ButtonBinding
 from bot.clock import Clock, SystemClock
 from bot.code_fixes import CodeFixFlows
 from bot.config import Config, ConfigError
@@ -75,10 +76,11 @@ def build_tars(
         sessions, ReminderHandlers(planner, pager, outbox), delivery, clock, tick=config.scheduler.tick
     )
     approvers = ApproverDirectory(client, config.approvers)
+    actions = ActionService(clock, config.policy, approvers, service)
     remediation = RemediationFlows(
         sessions,
         clock,
-        ActionService(clock, config.policy, approvers, service),
+        actions,
         service,
         platforms or Platforms(config),
         approvers,
@@ -113,6 +115,7 @@ def build_tars(
         delivery=delivery,
         remediation=remediation,
         code_fixes=code_fixes,
+        buttons=ButtonBinding(sessions, service, actions),
     )
 
 

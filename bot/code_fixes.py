@@ -48,6 +48,45 @@ class HotfixFields:
     tests: str
 
 
+@dataclass(frozen=True)
+class MergeTarget:
+    """What a Merge button names: the revert PR TARS opened for an incident, at the head it showed."""
+
+    incident: int
+    repo: str
+    number: int
+    sha: str
+
+    @property
+    def record(self) -> dict[str, object]:
+        return {"repo": self.repo, "pull": self.number}
+
+
+def parse_merge_value(value: object) -> MergeTarget:
+    """The Merge button's value, or UsageError: it is client-controlled and may be anything."""
+    refused = UsageError(
+        "This button does not name a pull request TARS opened; use the Merge button on its card."
+    )
+    try:
+        target = json.loads(value) if isinstance(value, str) and len(value) <= 2000 else None
+    except ValueError:
+        raise refused from None
+    if not isinstance(target, dict):
+        raise refused
+    incident, repo, number, sha = (target.get(key) for key in ("incident", "repo", "number", "sha"))
+    if not (
+        isinstance(incident, int) and isinstance(number, int) and _small_id(incident) and _small_id(number)
+    ):
+        raise refused
+    if not (isinstance(repo, str) and isinstance(sha, str) and 0 < len(repo) <= 200 and 0 < len(sha) <= 64):
+        raise refused
+    return MergeTarget(incident, repo, number, sha)
+
+
+def _small_id(value: int) -> bool:
+    return not isinstance(value, bool) and 0 < value < 2**31
+
+
 class CodeFixFlows:
     def __init__(
         self,
@@ -138,18 +177,22 @@ class CodeFixFlows:
 
     # --- the merge gate --------------------------------------------------------------------------------------
 
-    def merge(self, value: str, *, actor: str) -> str:
+    def merge(self, target: MergeTarget, *, actor: str) -> str:
         """The Merge button: an approver asks; GitHub's reviews and CI decide. Returns the reply to the clicker."""
-        target = json.loads(value)
-        incident_id, repo, number, head_sha = (
-            int(target["incident"]),
-            str(target["repo"]),
-            int(target["number"]),
-            str(target["sha"]),
-        )
+        incident_id, repo, number, head_sha = target.incident, target.repo, target.number, target.sha
+        label = f"{repo}#{number}"
         with self.sessions() as session:
             incident = self.incidents.get(session, incident_id)
-        label = f"{repo}#{number}"
+            opened = any(
+                event.kind == "github_rollback"
+                and event.data.get("repo") == repo
+                and event.data.get("pull") == number
+                for event in self.incidents.timeline(session, incident_id)
+            )
+        if not opened:
+            raise DomainError(
+                f"{rendering.escape(label)} is not a pull request TARS opened for {incident.ref}; nothing was merged."
+            )
         if not self.approvers.is_eligible(actor):
             self._record(
                 incident_id,

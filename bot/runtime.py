@@ -8,6 +8,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.buttons import ButtonBinding
 from bot.clock import Clock
 from bot.code_fixes import CodeFixFlows
 from bot.config import Config
@@ -31,3 +32,4 @@ class Tars:
     delivery: DeliveryEngine
     remediation: RemediationFlows
     code_fixes: CodeFixFlows
+    buttons: ButtonBinding

@@ -10,6 +10,8 @@ from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.buttons import ClickedMessage
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,25 @@ def origin_channel(body: dict[str, Any]) -> str | None:
         if isinstance(metadata, dict) and metadata.get("channel_id"):
             return str(metadata["channel_id"])
     return None
+
+
+def clicked_message(body: dict[str, Any]) -> ClickedMessage:
+    """The message a button or select was clicked on: the container Slack reports, else the message itself."""
+    container = body.get("container")
+    container = container if isinstance(container, dict) else {}
+    channel = body.get("channel")
+    message = body.get("message")
+    message = message if isinstance(message, dict) else {}
+    return ClickedMessage(
+        channel=_text(container.get("channel_id"))
+        or _text(channel.get("id") if isinstance(channel, dict) else None),
+        ts=_text(container.get("message_ts")) or _text(message.get("ts")),
+        thread_ts=_text(container.get("thread_ts")) or _text(message.get("thread_ts")),
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def acting_user(body: dict[str, Any]) -> str:

@@ -286,6 +286,16 @@ class SignedSlackClient:
         payload["actions"] = [action]
         return self._post_payload(payload)
 
+    def forged_action(
+        self, *, user_id: str, channel_id: str, message_ts: str, action: dict[str, Any]
+    ) -> SlackHttpResponse:
+        """A click on a real message whose action a hostile client rewrote (another value, a missing field):
+        everything else, the message and its location included, is what Slack reports, and it is signed."""
+        self._find_message(channel_id, message_ts)
+        payload = self._interaction_base(user_id, channel_id, message_ts)
+        payload["actions"] = [{"block_id": "forged", "action_ts": _action_ts(), **action}]
+        return self._post_payload(payload)
+
     def select_option(
         self,
         *,
