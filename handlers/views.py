@@ -22,12 +22,30 @@ from handlers.errors import guarded
 from handlers.replies import origin_channel
 
 
+def _values(view: dict[str, Any]) -> dict[str, Any]:
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, dict) else None
+    return values if isinstance(values, dict) else {}
+
+
 def _value(view: dict[str, Any], block_id: str) -> str | None:
-    element = view["state"]["values"].get(block_id, {}).get("value", {})
-    if element.get("selected_option"):
-        return str(element["selected_option"]["value"])
+    element = _values(view).get(block_id, {}).get("value", {})
+    if not isinstance(element, dict):
+        return None
+    option = element.get("selected_option")
+    if isinstance(option, dict) and option.get("value") is not None:
+        return str(option["value"])
     value = element.get("value")
     return str(value) if value is not None else None
+
+
+def _incident_id(view: dict[str, Any]) -> int:
+    """The incident a form is about, from the metadata TARS put in it when it opened the form."""
+    try:
+        metadata = json.loads(view.get("private_metadata") or "")
+        return int(metadata["incident_id"])
+    except (ValueError, TypeError, KeyError) as error:
+        raise UsageError("This form does not name an incident; open it again from the card.") from error
 
 
 def _text(view: dict[str, Any], block_id: str, field: Field, errors: dict[str, str]) -> str:
@@ -78,8 +96,8 @@ def register(app: App, tars: Tars) -> None:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        incident_id = int(json.loads(view["private_metadata"])["incident_id"])
-        force_choice = view["state"]["values"].get("force", {}).get("value", {}).get("selected_options") or []
+        incident_id = _incident_id(view)
+        force_choice = _values(view).get("force", {}).get("value", {}).get("selected_options") or []
         try:
             tars.flows.resolve(
                 incident_id,
@@ -107,5 +125,5 @@ def register(app: App, tars: Tars) -> None:
             ack(response_action="errors", errors=errors)
             return
         ack()
-        incident_id = int(json.loads(view["private_metadata"])["incident_id"])
+        incident_id = _incident_id(view)
         tars.code_fixes.create_hotfix_issue(incident_id, fields, actor=body["user"]["id"])

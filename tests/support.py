@@ -184,6 +184,9 @@ class Workspace:
     # --- seeing -----------------------------------------------------------------------------------------------
 
     def card(self, incident_id: int) -> Message:
+        """The card as people see it once TARS has finished the work already asked of it (the card and the
+        thread are separate lanes, so a thread note can land before the card's refresh)."""
+        assert self.running.app.settle(), "TARS's work did not finish within 30 s"
         incident = self.incident(incident_id)
         assert incident.card_ts is not None
         return self.slack.message(CHANNEL, incident.card_ts)
