@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import itertools
+import json
 import os
 import random
 import signal
@@ -406,8 +407,13 @@ def run_load(port: int, plan: list[Planned], clients: int, signer: SignedSlackCl
             try:
                 connection.request("POST", "/slack/events", body=body, headers=headers)
                 answer = connection.getresponse()
-                answer.read()
+                reply = answer.read()
                 status = answer.status
+                if reply.startswith(b"{"):
+                    # A command's private reply comes in its answer; keep it for the reply check.
+                    text = json.loads(reply).get("text")
+                    if text:
+                        ack_replies.append(str(text))
                 if answer.will_close:
                     connection.close()
             except (OSError, http.client.HTTPException):
@@ -510,9 +516,13 @@ def print_report(results: dict[tuple[str, int], PhaseResult], open_incidents: in
     print(f"overall: {verdict(passed)} ({open_incidents} open incidents in TARS at the end; {machine()})")
 
 
+# Private replies that came in a command's answer rather than through its response_url.
+ack_replies: list[str] = []
+
+
 def tars_replies(slack: SlackEmulator) -> str:
     """What TARS's private replies said went wrong: a check that the mix exercised the paths it meant to."""
-    texts = [str(call.args.get("text", "")) for call in slack.calls_to("response_url")]
+    texts = [str(call.args.get("text", "")) for call in slack.calls_to("response_url")] + ack_replies
     unexpected = sum("unexpected error" in t for t in texts)
     conflicts = sum("at the same moment" in t for t in texts)
     refusals = sum(" already " in t for t in texts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
@@ -38,8 +38,10 @@ def wake_on_commit(sessions: sessionmaker[Session], wake: Callable[[], None]) ->
     """Call `wake` after every commit that queued messages; on Postgres also NOTIFY the other replicas."""
 
     def before_commit(session: Session) -> None:
-        if session.info.get(_QUEUED) and session.get_bind().dialect.name == "postgresql":
-            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        if session.info.get(_QUEUED):
+            connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
     def after_commit(session: Session) -> None:
         if session.info.pop(_QUEUED, False):

@@ -106,12 +106,15 @@ class Planner:
             session.add(Reminder(**row))
 
     def cancel(self, session: Session, incident_id: int, *kinds: ReminderKind) -> None:
+        table = Reminder.__table__
+        # The table, not the entity: the session holds no reminders to keep in step, and the ORM's
+        # synchronisation would cost more than the UPDATE itself on every command.
         session.execute(
-            update(Reminder)
+            update(table)
             .where(
-                Reminder.incident_id == incident_id,
-                Reminder.kind.in_([k.value for k in kinds]),
-                Reminder.state == ReminderState.PENDING.value,
+                table.c.incident_id == incident_id,
+                table.c.kind.in_([k.value for k in kinds]),
+                table.c.state == ReminderState.PENDING.value,
             )
             .values(state=ReminderState.CANCELLED.value, done_at=self.clock.now())
         )
