@@ -141,6 +141,9 @@ class DeliveryEngine:
         self._in_flight: dict[tuple[int, str], int] = {}
         self._unrecorded: list[Callable[[], None]] = []
         self._passes = 0
+        # Pieces of work finished so far: a pass is idle only if none finished while it looked, because a
+        # finished head can unblock the next message of its lane after the pass's query ran.
+        self._finished = 0
         self._idle_pass = -1
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -259,6 +262,7 @@ class DeliveryEngine:
         with self._state:
             free = self.workers - len(self._in_flight)
             busy_lanes = set(self._in_flight)
+            finished_before = self._finished
         wait = self.poll_seconds
         candidates: list[Work] = []
         if free > 0:
@@ -290,7 +294,12 @@ class DeliveryEngine:
                 self._in_flight[(work.incident_id, work.lane)] = work.id
             self._pool.submit(self._work, work)
         with self._state:
-            idle = not candidates and not self._in_flight and not self._unrecorded
+            idle = (
+                not candidates
+                and not self._in_flight
+                and not self._unrecorded
+                and self._finished == finished_before
+            )
             if idle:
                 self._idle_pass = this_pass
                 self._state.notify_all()
@@ -398,6 +407,7 @@ class DeliveryEngine:
         finally:
             with self._state:
                 self._in_flight.pop((work.incident_id, work.lane), None)
+                self._finished += 1
                 self._state.notify_all()
             self.wake()
 
