@@ -331,7 +331,8 @@ def seed_incidents(slack: SlackEmulator, tars: Server, count: int) -> list[_Seed
         thread.start()
     for thread in threads:
         thread.join()
-    deadline = time.monotonic() + 120
+    # TARS paces its posts to Slack's one per second per channel, so the cards take about a second each.
+    deadline = time.monotonic() + 60 + 2 * count
     while True:
         cards = card_messages(slack)
         if len(cards) >= count:
