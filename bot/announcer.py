@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 
 METADATA_EVENT = "tars_outbox"
 # How far back to look for a post whose outcome was lost; it was sent seconds to minutes ago.
@@ -47,6 +48,14 @@ class Announcer:
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def reply_privately(self, response_url: str, text: str) -> None:
+        """Answer the person who sent a command, through its response_url (valid 30 minutes, five times)."""
+        response = WebhookClient(response_url, timeout=10).send(
+            text=text, response_type="ephemeral", replace_original=False
+        )
+        if response.status_code >= 400:
+            raise RuntimeError(f"response_url answered {response.status_code}: {response.body}")
 
     def open_dm(self, user_id: str) -> str:
         opened = self.client.conversations_open(users=user_id)

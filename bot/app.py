@@ -5,24 +5,27 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from bot.actions import ActionService, ApproverDirectory
 from bot.announcer import Announcer
 from bot.buttons import ButtonBinding
 from bot.clock import Clock, SystemClock
 from bot.code_fixes import CodeFixFlows
+from bot.command_jobs import JOB_KIND, CommandJobs
 from bot.config import Config, ConfigError
 from bot.db import make_engine, make_session_factory
 from bot.delivery import DeliveryEngine
 from bot.flows import IncidentFlows
-from bot.front_door import FrontDoor, ReplayGuard
+from bot.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
 from bot.incidents import IncidentService
+from bot.models import Incident
 from bot.outbox import Outbox, wake_on_commit
 from bot.platforms import Platforms
 from bot.remediation import RemediationFlows
@@ -62,9 +65,10 @@ def build_tars(
     outbox = Outbox(clock)
     planner = Planner(clock, config.policy, config.services, outbox)
     pager = Pager(outbox, config.services)
+    announcer = Announcer(client)
     delivery = DeliveryEngine(
         sessions,
-        Announcer(client),
+        announcer,
         PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run),
         clock,
         budget=SlackBudget(enforce=config.pace_slack),
@@ -97,12 +101,17 @@ def build_tars(
         outbox,
         planner,
     )
-    # Phase 5: a P1's post-mortem draft is posted the moment it is resolved.
-    flows.after_resolve.append(
-        lambda incident, actor: (
-            code_fixes.postmortem(incident.id, actor=actor) if incident.severity == 1 else None
-        )
+    jobs = CommandJobs(
+        sessions, service, outbox, config.services, remediation, code_fixes, announcer.reply_privately
     )
+    delivery.register(JOB_KIND, jobs.run)
+
+    # Phase 5: a P1's post-mortem draft is drafted the moment it is resolved, by a worker after the answer.
+    def draft_postmortem(session: Session, incident: Incident, actor: str) -> None:
+        if incident.severity == 1:
+            jobs.queue_in(session, incident, f"postmortem {incident.id}", actor=actor)
+
+    flows.on_resolve.append(draft_postmortem)
     return Tars(
         config=config,
         engine=engine,
@@ -115,6 +124,7 @@ def build_tars(
         delivery=delivery,
         remediation=remediation,
         code_fixes=code_fixes,
+        jobs=jobs,
         buttons=ButtonBinding(sessions, service, actions),
     )
 
@@ -142,6 +152,18 @@ class TarsApp:
         self.tars.remediation.shutdown(wait=wait_for_remediation)
 
 
+def bolt_dispatch(bolt: App) -> Dispatch:
+    """Hands Bolt the body the front door has parsed and checked."""
+
+    def dispatch(body: dict[str, Any]) -> Answer:
+        # A BoltRequest in "socket_mode" is how Bolt takes a body that is already parsed; the mode changes
+        # nothing else but skipping the signature check, which the front door has done on the raw bytes.
+        response = bolt.dispatch(BoltRequest(body=body, mode="socket_mode"))
+        return response.status, response.headers, response.body
+
+    return dispatch
+
+
 def create_app(
     config: Config,
     *,
@@ -162,8 +184,8 @@ def create_app(
         client=tars.client,
         listener_executor=listeners,
         signing_secret=config.slack_signing_secret or "",
-        # Socket Mode requests are not signed; HTTP ones always are.
-        request_verification_enabled=not config.socket_mode,
+        # The front door has checked the signature (HTTP); Socket Mode requests are not signed.
+        request_verification_enabled=False,
         process_before_response=False,
     )
     handlers.register_all(bolt, tars)
@@ -172,7 +194,7 @@ def create_app(
         None
         if config.socket_mode
         else FrontDoor(
-            SlackRequestHandler(bolt),
+            bolt_dispatch(bolt),
             signing_secret=config.slack_signing_secret or "",
             replays=ReplayGuard(tars.engine),
         )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import DateTime, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -22,6 +23,8 @@ MIGRATION_LOCK_KEY = 0x7A125
 # database which does not answer must still be answered within Slack's 3 s, so this is also the ceiling on how
 # long the front door waits before saying the database is down.
 CONNECT_TIMEOUT_SECONDS = 2
+# A pooled connection unused for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -61,9 +64,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args, **kwargs
-    )
+    engine = create_engine(url, pool_size=10, max_overflow=10, connect_args=connect_args, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """pool_pre_ping, but only for connections that sat unused for a while.
+
+    A connection back in the pool a moment ago is almost certainly alive, and under a burst a ping per checkout
+    was a round trip per statement batch. One that went stale anyway fails its statement as a disconnect, and
+    SQLAlchemy then replaces every pooled connection.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool retries the checkout with a fresh connection
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

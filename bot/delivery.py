@@ -22,12 +22,12 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine, Select, and_, bindparam, or_, select, update
+from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import rendering
@@ -35,7 +35,7 @@ from bot.announcer import Announcer
 from bot.clock import Clock
 from bot.db import UTCDateTime, transaction
 from bot.models import ActionRequest, Incident, OutboxMessage, OutboxState, TimelineEvent
-from bot.outbox import CHANNEL_LANE, NOTIFY_CHANNEL
+from bot.outbox import CARD_LANE, CHANNEL_LANE, NOTIFY_CHANNEL
 from bot.slack_budget import Key, SlackBudget, method_key, post_key
 from integrations.base import IntegrationError
 from integrations.pagerduty import PagerDutyEvents, PageRequest
@@ -88,12 +88,19 @@ class Work:
     incident_id: int
     lane: str
     kind: str
-    payload: dict[str, Any]
     attempts: int
     channel_id: str | None
     card_ts: str | None
     # Someone sent this before without recording the outcome: it may already be in Slack.
     check_first: bool
+    # The payload's channel or user, which the Slack budget is kept by.
+    target: str | None
+    # Read when the row is leased: the candidate query leaves it out, since most candidates wait for the budget.
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+# At most one dispatcher pass per gap: far below Slack's own pace (about one post per second per channel).
+MIN_PASS_GAP_SECONDS = 0.03
 
 
 @dataclass
@@ -149,6 +156,8 @@ class DeliveryEngine:
         self._threads: list[threading.Thread] = []
         self._last_renewal = 0.0
         self._database_down_logged = False
+        # Registered kinds: work of their own, not Slack posts that Slack's budget paces.
+        self._unpaced: set[str] = set()
         self._senders: dict[str, Callable[[_Group], dict[str, Any]]] = {
             "card_post": self._send_card_post,
             "card_refresh": self._send_card_refresh,
@@ -160,6 +169,12 @@ class DeliveryEngine:
             "action_card_post": self._send_action_card,
             "action_card_refresh": self._send_action_card_refresh,
         }
+
+    def register(self, kind: str, run: Callable[[int, dict[str, Any]], dict[str, Any]]) -> None:
+        """Carry out outbox rows of `kind` with `run(incident_id, payload)`, which returns the result to store.
+        It may raise RetryLater or PermanentFailure like any sender."""
+        self._senders[kind] = lambda group: run(group.head.incident_id, group.head.payload)
+        self._unpaced.add(kind)
 
     # --- running ----------------------------------------------------------------------------------------------
 
@@ -223,7 +238,14 @@ class DeliveryEngine:
         return False
 
     def _run(self) -> None:
+        last_pass = 0.0
         while not (self._stopping and not self._in_flight):
+            # Under a burst every commit wakes the dispatcher; one pass per gap sees all of them at once, and
+            # the candidate query is the costliest statement TARS runs.
+            since = time.monotonic() - last_pass
+            if since < MIN_PASS_GAP_SECONDS:
+                time.sleep(MIN_PASS_GAP_SECONDS - since)
+            last_pass = time.monotonic()
             try:
                 _idle, wait = self._pass()
             except Exception:  # the dispatcher must outlive any one bad pass
@@ -285,14 +307,14 @@ class DeliveryEngine:
                 continue
             chosen.append((work, keys))
             busy_lanes.add((work.incident_id, work.lane))
-        leased = self._lease([work.id for work, _keys in chosen]) if chosen else set()
+        leased = self._lease([work.id for work, _keys in chosen]) if chosen else {}
         for work, keys in chosen:
             if work.id not in leased:
                 self.budget.give_back(keys)
                 continue
             with self._state:
                 self._in_flight[(work.incident_id, work.lane)] = work.id
-            self._pool.submit(self._work, work)
+            self._pool.submit(self._work, replace(work, payload=leased[work.id]))
         with self._state:
             idle = (
                 not candidates
@@ -314,7 +336,7 @@ class DeliveryEngine:
                 incident_id=row.incident_id,
                 lane=row.lane,
                 kind=row.kind,
-                payload=dict(row.payload or {}),
+                target=row.target,
                 attempts=row.attempts,
                 channel_id=row.channel_id,
                 card_ts=row.card_ts,
@@ -326,12 +348,12 @@ class DeliveryEngine:
     def _budget_keys(self, work: Work) -> list[Key]:
         kind = work.kind
         if kind == "card_post":
-            keys = [post_key(str(work.payload.get("channel")))]
+            keys = [post_key(str(work.target))]
         elif kind in ("card_refresh", "action_card_refresh"):
             keys = [method_key("chat.update")]
         elif kind == "dm":
-            keys = [post_key(f"dm:{work.payload.get('user')}"), method_key("conversations.open")]
-        elif kind == "pagerduty":
+            keys = [post_key(f"dm:{work.target}"), method_key("conversations.open")]
+        elif kind == "pagerduty" or kind in self._unpaced:
             keys = []
         elif kind == "thread_file":
             keys = [method_key("files.getUploadURLExternal"), method_key("files.completeUploadExternal")]
@@ -341,7 +363,8 @@ class DeliveryEngine:
             keys.append(method_key("conversations.replies" if kind in _THREADED else "conversations.history"))
         return keys
 
-    def _lease(self, ids: list[int]) -> set[int]:
+    def _lease(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The rows this worker now holds, with their payloads."""
         now = self.clock.now()
         statement = (
             update(_OUTBOX)
@@ -351,14 +374,14 @@ class DeliveryEngine:
                 or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < now),
             )
             .values(locked_until=now + self.lease, locked_by=self.worker_id)
-            .returning(_OUTBOX.c.id)
+            .returning(_OUTBOX.c.id, _OUTBOX.c.payload)
         )
         try:
             with transaction(self.sessions) as session:
-                return set(session.scalars(statement))
+                return {row.id: dict(row.payload or {}) for row in session.execute(statement)}
         except Exception:
             self._log_database_down()
-            return set()
+            return {}
 
     def _renew_leases(self) -> None:
         if time.monotonic() - self._last_renewal < self.lease.total_seconds() / 3:
@@ -721,26 +744,28 @@ _THREADED = {"thread_note", "action_card_post", "thread_file"}
 
 def _candidate_query(limit: int) -> Select[Any]:
     """Lane heads that are due and not leased, most urgent first. Built once: building it costs more than
-    running it."""
+    running it.
+
+    The heads are found first (the lowest pending id of each lane, from the pending-lane index), and only they are
+    looked at further: a backlog waiting for Slack's budget costs the query one index entry per row.
+    """
     now = bindparam("now", type_=UTCDateTime())
-    earlier = _OUTBOX.alias("earlier")
-    card = _OUTBOX.alias("pending_card")
     pending = OutboxState.PENDING.value
-    blocked_by_earlier = (
-        select(earlier.c.id)
-        .where(
-            earlier.c.incident_id == _OUTBOX.c.incident_id,
-            earlier.c.lane == _OUTBOX.c.lane,
-            earlier.c.state == pending,
-            earlier.c.id < _OUTBOX.c.id,
-        )
-        .exists()
+    heads = (
+        select(func.min(_OUTBOX.c.id).label("id"))
+        .where(_OUTBOX.c.state == pending)
+        .group_by(_OUTBOX.c.incident_id, _OUTBOX.c.lane)
+        .subquery("heads")
     )
     # Thread notes and channel posts need the card (its ts and channel) to be out first.
+    card = _OUTBOX.alias("pending_card")
     waiting_for_card = (
         select(card.c.id)
         .where(
-            card.c.incident_id == _OUTBOX.c.incident_id, card.c.kind == "card_post", card.c.state == pending
+            card.c.incident_id == _OUTBOX.c.incident_id,
+            card.c.lane == CARD_LANE,
+            card.c.kind == "card_post",
+            card.c.state == pending,
         )
         .exists()
     )
@@ -750,18 +775,19 @@ def _candidate_query(limit: int) -> Select[Any]:
             _OUTBOX.c.incident_id,
             _OUTBOX.c.lane,
             _OUTBOX.c.kind,
-            _OUTBOX.c.payload,
+            func.coalesce(
+                _OUTBOX.c.payload["channel"].as_string(), _OUTBOX.c.payload["user"].as_string()
+            ).label("target"),
             _OUTBOX.c.attempts,
             _OUTBOX.c.locked_by,
             _INCIDENTS.c.channel_id,
             _INCIDENTS.c.card_ts,
         )
+        .join(heads, heads.c.id == _OUTBOX.c.id)
         .join(_INCIDENTS, _INCIDENTS.c.id == _OUTBOX.c.incident_id)
         .where(
-            _OUTBOX.c.state == pending,
             _OUTBOX.c.next_attempt_at <= now,
             or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < now),
-            ~blocked_by_earlier,
             ~and_(_OUTBOX.c.lane == CHANNEL_LANE, waiting_for_card),
         )
         .order_by(_OUTBOX.c.priority, _OUTBOX.c.id)

@@ -39,8 +39,8 @@ class IncidentFlows:
         self.outbox = outbox
         self.pager = pager
         self.incidents_channel = incidents_channel
-        # Called after a resolution is committed and announced (e.g. the P1 post-mortem draft).
-        self.after_resolve: list[Callable[[Incident, str], object]] = []
+        # Called inside a resolution's transaction, to queue what follows it (e.g. the P1 post-mortem draft).
+        self.on_resolve: list[Callable[[Session, Incident, str], None]] = []
 
     # --- commands ---------------------------------------------------------------------------------------------
 
@@ -118,15 +118,11 @@ class IncidentFlows:
             self.outbox.channel_post(
                 session, incident, rendering.resolved_text(incident), rendering.resolved_blocks(incident)
             )
+            for hook in self.on_resolve:
+                hook(session, incident, actor)
             return change
 
-        change = self._change(apply, note=lambda c: rendering.resolved_summary(c.incident))
-        for hook in self.after_resolve:
-            try:
-                hook(change.incident, actor)
-            except Exception:  # the resolution stands whatever a follow-up does
-                log.exception("after-resolve step failed for %s", change.incident.ref)
-        return change
+        return self._change(apply, note=lambda c: rendering.resolved_summary(c.incident))
 
     # --- reading ----------------------------------------------------------------------------------------------
 

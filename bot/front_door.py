@@ -29,19 +29,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_sdk.webhook import WebhookClient
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,7 +50,11 @@ from bot.rendering import DATABASE_DOWN_TEXT
 
 log = logging.getLogger(__name__)
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# What the app behind the door answers for an admitted body: status, headers (each with its values), text.
+Answer = tuple[int, dict[str, Sequence[str]], str]
+# The app gets the body already parsed and checked: parsing it twice cost more than the signature check, and a
+# second parser could read the same bytes differently from the one that checked them.
+Dispatch = Callable[[dict[str, Any]], Answer]
 
 # Slack's largest real payloads (a view_submission of a big modal) are tens of kilobytes.
 MAX_BODY_BYTES = 1024 * 1024
@@ -296,18 +300,26 @@ class ReplayGuard:
         self.now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._next_prune = 0.0
+        # One statement on its own needs no BEGIN and COMMIT round trips; the row is the whole transaction.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # TARS runs on Postgres or SQLite; both spell it INSERT .. ON CONFLICT DO NOTHING. Built once: building
+        # it costs more than running it.
+        upsert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._remember = (
+            upsert(SeenRequest.__table__)
+            .values(signature=bindparam("signature"), seen_at=bindparam("seen_at"))
+            .on_conflict_do_nothing(index_elements=["signature"])
+        )
 
     def first_time(self, signature: str) -> bool:
         now = self.now()
-        row = {"signature": signature, "seen_at": now}
-        # TARS runs on Postgres or SQLite; both spell it INSERT .. ON CONFLICT DO NOTHING.
-        upsert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            upsert(SeenRequest.__table__).values(row).on_conflict_do_nothing(index_elements=["signature"])
-        )
-        with self.engine.begin() as connection:
+        with self._autocommit.connect() as connection:
             # SQLAlchemy 2.1 reports an INSERT's rowcount only when asked to keep it.
-            result = connection.execute(statement, execution_options={"preserve_rowcount": True})
+            result = connection.execute(
+                self._remember,
+                {"signature": signature, "seen_at": now},
+                execution_options={"preserve_rowcount": True},
+            )
             fresh = result.rowcount == 1
         self._prune(now)
         return fresh
@@ -332,7 +344,7 @@ class FrontDoor:
 
     def __init__(
         self,
-        app: WsgiApp,
+        dispatch: Dispatch,
         *,
         signing_secret: str,
         replays: ReplayGuard,
@@ -341,7 +353,7 @@ class FrontDoor:
     ) -> None:
         if not signing_secret:
             raise ValueError("the front door needs the Slack signing secret")
-        self.app = app
+        self.dispatch = dispatch
         self.signing_secret = signing_secret
         self.replays = replays
         self.max_body = max_body
@@ -349,7 +361,7 @@ class FrontDoor:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
-            body = self._admit(environ)
+            form = self._admit(environ)
         except Refusal as refusal:
             log.log(
                 refusal.level,
@@ -366,13 +378,18 @@ class FrontDoor:
                 down.error_name,
             )
             return _database_down_answer(start_response, down.form)
-        if body is None:  # Slack's unsigned ssl_check probe
+        if form is None:  # Slack's unsigned ssl_check probe
             return _answer(start_response, 200, "")
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        return self.app(environ, start_response)
+        status, headers, text = self.dispatch(form)
+        data = text.encode()
+        header_list = [(name, value) for name, values in headers.items() for value in values]
+        header_list = [(n, v) for n, v in header_list if n.lower() != "content-length"]
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}", [*header_list, ("Content-Length", str(len(data)))]
+        )
+        return [data]
 
-    def _admit(self, environ: dict[str, Any]) -> bytes | None:
+    def _admit(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         body = self._read(environ)
         headers = {
             "x-slack-request-timestamp": environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
@@ -397,7 +414,7 @@ class FrontDoor:
             raise DatabaseDown(form, error) from None
         if not fresh:
             raise Refusal(409, "this signed request was already received (a replay)")
-        return body
+        return form
 
     def _read(self, environ: dict[str, Any]) -> bytes:
         declared = str(environ.get("CONTENT_LENGTH") or "0").strip()
@@ -478,16 +495,9 @@ def _answer_json(start_response: Callable[..., Any], answer: dict[str, Any]) -> 
 
 
 def _answer(start_response: Callable[..., Any], status: int, text: str) -> list[bytes]:
-    phrases = {
-        200: "OK",
-        400: "Bad Request",
-        401: "Unauthorized",
-        409: "Conflict",
-        413: "Payload Too Large",
-    }
     data = text.encode()
     start_response(
-        f"{status} {phrases[status]}",
+        f"{status} {HTTPStatus(status).phrase}",
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))],
     )
     return [data]

@@ -153,6 +153,14 @@ class OutboxMessage(Base):
             sqlite_where=text("state = 'pending'"),
         ),
         Index("ix_outbox_lane", "incident_id", "lane", "state", "id"),
+        Index(
+            "ix_outbox_pending_lane",
+            "incident_id",
+            "lane",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
@@ -26,6 +26,8 @@ from integrations.pagerduty import PageRequest
 CARD_LANE = "card"
 CHANNEL_LANE = "channel"
 PAGE_LANE = "page"
+# Slow commands (they call a cluster, AWS or GitHub), carried out in order per incident.
+WORK_LANE = "work"
 NOTIFY_CHANNEL = "tars_outbox"
 
 # Lanes compete for Slack's per-channel budget: what wakes people goes first, chatter last.
@@ -94,7 +96,8 @@ class Outbox:
         self.add(session, incident, "card_post", {"channel": channel}, lane=CARD_LANE, priority=URGENT)
 
     def refresh_card(self, session: Session, incident: Incident, note: str | None = None) -> None:
-        self.add(session, incident, "card_refresh", {}, lane=CARD_LANE, priority=CARD)
+        if buffer_for(session) is not None or not _joined_pending_refresh(session, incident.id):
+            self.add(session, incident, "card_refresh", {}, lane=CARD_LANE, priority=CARD)
         if note:
             self.thread_note(session, incident, note)
 
@@ -136,6 +139,9 @@ class Outbox:
     def refresh_action_card(self, session: Session, incident: Incident, action_id: int) -> None:
         self.add(session, incident, "action_card_refresh", {"action_id": action_id}, priority=CARD)
 
+    def command_job(self, session: Session, incident: Incident, payload: dict[str, Any]) -> None:
+        self.add(session, incident, "command", payload, lane=WORK_LANE, priority=POST)
+
     def pagerduty(self, session: Session, incident: Incident, page: PageRequest) -> None:
         payload = {
             "routing_key": page.routing_key,
@@ -145,3 +151,27 @@ class Outbox:
             "custom_details": page.custom_details or {},
         }
         self.add(session, incident, "pagerduty", payload, lane=PAGE_LANE, priority=URGENT)
+
+
+def _joined_pending_refresh(session: Session, incident_id: int) -> bool:
+    """True when a refresh of this card is already queued and no worker holds it yet: it will render the state
+    this transaction commits, so a second one would only cost Slack a call.
+
+    The UPDATE is what makes that safe: it locks the row until this transaction ends, so a worker leasing the row
+    meanwhile waits for the commit and then renders the new state. Once a worker holds it, the UPDATE matches
+    nothing and a new refresh is queued behind it.
+    """
+    pending = OutboxState.PENDING.value
+    joined = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.incident_id == incident_id,
+            OutboxMessage.lane == CARD_LANE,
+            OutboxMessage.kind == "card_refresh",
+            OutboxMessage.state == pending,
+            OutboxMessage.locked_by.is_(None),
+        )
+        .values(state=pending)
+        .returning(OutboxMessage.id)
+    ).first()
+    return joined is not None

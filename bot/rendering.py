@@ -966,5 +966,13 @@ def postmortem_draft(incident: Incident, markdown: str, link: str) -> Postmortem
 
 
 @_fitted_text
+def rollback_by_commit_reply(issue_url: str, pull_url: str) -> str:
+    return (
+        f"Opened rollback issue {escape(issue_url)} and revert PR {escape(pull_url)}; the PR card with Merge is in "
+        "the incident thread."
+    )
+
+
+@_fitted_text
 def postmortem_posted_reply(link: str) -> str:
     return "Posted the post-mortem draft in the incident thread" + (f": {escape(link)}" if link else ".")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.buttons import ButtonBinding
 from bot.clock import Clock
 from bot.code_fixes import CodeFixFlows
+from bot.command_jobs import CommandJobs
 from bot.config import Config
 from bot.delivery import DeliveryEngine
 from bot.flows import IncidentFlows
@@ -32,4 +33,5 @@ class Tars:
     delivery: DeliveryEngine
     remediation: RemediationFlows
     code_fixes: CodeFixFlows
+    jobs: CommandJobs
     buttons: ButtonBinding

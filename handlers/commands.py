@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot import rendering
@@ -37,7 +37,7 @@ from handlers.errors import guarded
 def register(app: App, tars: Tars) -> None:
     @app.command("/incident")
     @guarded
-    def incident_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def incident_command(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
         try:
             parsed = parse_command(command.get("text", ""), tars.config.services)
         except UsageError as error:
@@ -50,46 +50,38 @@ def register(app: App, tars: Tars) -> None:
             # The change (and the posts announcing it) is committed: only now does Slack hear back.
             ack(text=reply, response_type="ephemeral")
             return
-        # What is left calls outside systems (a cluster, GitHub, a modal): answer first, then do it.
-        working = _WORKING_ON.get(type(parsed))
-        if working:
-            ack(text=rendering.working_reply(working), response_type="ephemeral")
-        else:
-            ack()
         match parsed:
             case OpenDeclareModal():
+                ack()
                 client.views_open(
                     trigger_id=command["trigger_id"],
                     view=rendering.declare_modal(tars.config.services, channel_id=channel),
                 )
-            case RequestRollback(incident_id, service, to_revision):
-                action = tars.remediation.request_rollback(incident_id, service, to_revision, actor=actor)
-                respond(text=rendering.requested_reply(action), response_type="ephemeral")
-            case RequestScale(incident_id, service, replicas):
-                action = tars.remediation.request_scale(incident_id, service, replicas, actor=actor)
-                respond(text=rendering.requested_reply(action), response_type="ephemeral")
-            case RequestFlag(incident_id, flag, value):
-                action = tars.remediation.request_flag(incident_id, flag, value, actor=actor)
-                respond(text=rendering.requested_reply(action), response_type="ephemeral")
-            case RequestEnv(incident_id, function, changes):
-                action = tars.remediation.request_env(incident_id, function, changes, actor=actor)
-                respond(text=rendering.requested_reply(action), response_type="ephemeral")
-            case RollbackByCommit(incident_id, service, commit):
-                issue, pull = tars.code_fixes.rollback_by_issue(incident_id, service, commit, actor=actor)
-                respond(
-                    text=f"Opened rollback issue {issue.url} and revert PR {pull.url}; the PR card with Merge is "
-                    "in the incident thread.",
-                    response_type="ephemeral",
-                )
             case OpenHotfixModal(incident_id, summary):
                 incident = tars.flows.open_incident(incident_id)
+                ack()
                 client.views_open(
                     trigger_id=command["trigger_id"],
                     view=rendering.hotfix_modal(incident, summary, channel_id=channel),
                 )
-            case DraftPostmortem(incident_id):
-                link = tars.code_fixes.postmortem(incident_id, actor=actor)
-                respond(text=rendering.postmortem_posted_reply(link), response_type="ephemeral")
+            case (
+                RequestRollback()
+                | RequestScale()
+                | RequestFlag()
+                | RequestEnv()
+                | RollbackByCommit()
+                | DraftPostmortem()
+            ):
+                # A command that calls a cluster, AWS or GitHub: committed now, carried out by a worker, which
+                # answers through the response_url.
+                tars.jobs.queue(
+                    command.get("text", ""),
+                    parsed.incident_id,
+                    actor=actor,
+                    channel=channel,
+                    response_url=command.get("response_url"),
+                )
+                ack(text=rendering.working_reply(_WORKING_ON[type(parsed)]), response_type="ephemeral")
 
 
 _WORKING_ON: dict[type, str] = {

@@ -1,4 +1,4 @@
-"""The one place where errors become replies: domain errors verbatim, anything else as a short apology.
+"""Where a failing listener becomes a private reply (worded by `bot.error_replies`), whatever it had sent.
 
 Listeners are wrapped by `guarded` rather than relying only on Bolt's `app.error`: when a listener raises just
 after `ack()`, Bolt (1.x, process_before_response=False) can discard the ack it has not yet sent and answer Slack
@@ -15,12 +15,8 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.orm.exc import StaleDataError
 
-from bot.errors import DomainError
-from bot.rendering import DATABASE_DOWN_TEXT
-from bot.slack_limits import fit_text
+from bot.error_replies import expected, friendly_message
 from handlers.replies import reply_privately
 
 log = logging.getLogger(__name__)
@@ -55,30 +51,8 @@ LISTENERS = ListenerActivity()
 _INJECTABLE = {"ack", "body", "respond", "client", "action", "command", "view", "context"}
 
 
-def friendly_message(error: Exception) -> str:
-    if isinstance(error, DomainError):
-        return fit_text(error.message)
-    if isinstance(error, StaleDataError):
-        return (
-            "Someone changed this incident at the same moment; nothing of yours was saved. Please try again."
-        )
-    if database_unreachable(error):
-        return DATABASE_DOWN_TEXT
-    return (
-        f"TARS hit an unexpected error ({type(error).__name__}). It has been logged; "
-        "check `/incident show &lt;incident&gt;` to see what was saved."
-    )
-
-
-def database_unreachable(error: Exception) -> bool:
-    """The database did not answer (refused, timed out, connection cut), as opposed to a bug in a query."""
-    if isinstance(error, OperationalError | InterfaceError):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
-
-
 def _log_unexpected(error: Exception) -> None:
-    if not isinstance(error, DomainError | StaleDataError):
+    if not expected(error):
         log.error("unhandled error in a Slack listener", exc_info=error)
 
 

@@ -387,6 +387,15 @@ def test_mass_pings_in_commands_are_posted_as_text(workspace: Workspace) -> None
     assert_everything_sent_fits(workspace.slack)
 
 
+def test_words_slack_uses_for_its_own_fields_are_just_words_in_a_command(workspace: Workspace) -> None:
+    """A command body is parsed once, by the front door: "payload" in what someone typed is not an interaction."""
+    incident = workspace.declare("payments P2 payload validation failing token=x&command=/other")
+    assert workspace.incident(incident.id).description == "payload validation failing token=x&command=/other"
+    workspace.command(f"update {incident.id} payload={{}} still failing")
+    update = workspace.slack.wait_for("chat.postMessage", lambda c: str(c.args.get("text")).startswith("📊"))
+    assert "payload={} still failing" in update.args["text"]
+
+
 def test_mass_pings_typed_into_a_form_are_stored_as_typed_and_posted_as_text(workspace: Workspace) -> None:
     workspace.command("declare")
     opened = workspace.slack.wait_for("views.open")

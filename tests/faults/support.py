@@ -296,6 +296,15 @@ class Rows:
             )
             return int(session.scalar(statement) or 0)
 
+    def timeline_kinds(self, incident_id: int) -> list[str]:
+        with Session(self.engine) as session:
+            statement = (
+                select(TimelineEvent.kind)
+                .where(TimelineEvent.incident_id == incident_id)
+                .order_by(TimelineEvent.id)
+            )
+            return list(session.scalars(statement))
+
     def close(self) -> None:
         self.engine.dispose()
 

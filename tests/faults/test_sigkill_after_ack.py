@@ -42,3 +42,42 @@ def test_sigkill_right_after_declare_was_answered_loses_nothing(
         )
     problems += everything_posted_once(seen(slack), findings=[])
     fail_with(problems)
+
+
+def test_sigkill_right_after_a_slow_command_was_answered_still_carries_it_out(
+    fleet: Fleet, rows: Rows, slack: SlackEmulator
+) -> None:
+    """An "On it" answer is a promise: the command is committed before it is said, so a restart keeps it."""
+    first = fleet.start()
+    fleet.command(first, "declare payments P2 checkout broken")
+    fleet.command(first, "resolve 1 bad deploy --force")
+    response = fleet.client(first).slash_command("postmortem 1", user_id=REPORTER, channel_id=CHANNEL)
+    first.kill()
+    assert response.status == 200, response
+    assert "On it" in response.body, response.body
+
+    fleet.start()
+
+    def drafts() -> list[str]:
+        return [
+            str(call.args.get("text"))
+            for call in slack.calls_to("chat.postMessage")
+            if call.ok and str(call.args.get("text", "")).startswith("📝 Post-mortem draft for INC-1")
+        ]
+
+    def told() -> list[str]:
+        return [
+            str(call.args.get("text"))
+            for call in slack.ephemerals(user=REPORTER)
+            if "Posted the post-mortem draft" in str(call.args.get("text", ""))
+        ]
+
+    wait_until(lambda: bool(drafts()) and bool(told()), timeout=30)
+    problems = []
+    if len(drafts()) != 1:
+        problems.append(f"the post-mortem draft was posted {len(drafts())} times, not once")
+    if len(told()) != 1:
+        problems.append(f"the reporter was told {len(told())} times that the draft is posted, not once")
+    if rows.timeline_kinds(1).count("postmortem_draft") != 1:
+        problems.append(f"the timeline does not record the draft once: {rows.timeline_kinds(1)}")
+    fail_with(problems)
