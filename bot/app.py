@@ -26,7 +26,7 @@ from bot.flows import IncidentFlows
 from bot.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
 from bot.incidents import IncidentService
 from bot.models import Incident
-from bot.outbox import Outbox, wake_on_commit
+from bot.outbox import REMEDIATION_KIND, Outbox, wake_on_commit
 from bot.platforms import Platforms
 from bot.remediation import RemediationFlows
 from bot.reminders import Pager, Planner, ReminderHandlers
@@ -105,6 +105,7 @@ def build_tars(
         sessions, service, outbox, config.services, remediation, code_fixes, announcer.reply_privately
     )
     delivery.register(JOB_KIND, jobs.run)
+    delivery.register(REMEDIATION_KIND, remediation.start)
 
     # Phase 5: a P1's post-mortem draft is drafted the moment it is resolved, by a worker after the answer.
     def draft_postmortem(session: Session, incident: Incident, actor: str) -> None:

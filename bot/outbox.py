@@ -28,6 +28,7 @@ CHANNEL_LANE = "channel"
 PAGE_LANE = "page"
 # Slow commands (they call a cluster, AWS or GitHub), carried out in order per incident.
 WORK_LANE = "work"
+REMEDIATION_KIND = "remediation"
 NOTIFY_CHANNEL = "tars_outbox"
 
 # Lanes compete for Slack's per-channel budget: what wakes people goes first, chatter last.
@@ -141,6 +142,12 @@ class Outbox:
 
     def command_job(self, session: Session, incident: Incident, payload: dict[str, Any]) -> None:
         self.add(session, incident, "command", payload, lane=WORK_LANE, priority=POST)
+
+    def remediation_job(self, session: Session, incident: Incident, action_id: int) -> None:
+        """Start an approved remediation; a 'what wakes people' priority, since someone is waiting on it."""
+        self.add(
+            session, incident, REMEDIATION_KIND, {"action_id": action_id}, lane=WORK_LANE, priority=URGENT
+        )
 
     def pagerduty(self, session: Session, incident: Incident, page: PageRequest) -> None:
         payload = {

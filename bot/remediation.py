@@ -8,8 +8,9 @@ and when"), everything lands in the timeline, and validation reminders are sched
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -20,7 +21,7 @@ from bot.clock import Clock
 from bot.db import transaction
 from bot.errors import DomainError
 from bot.incidents import IncidentService
-from bot.models import ActionRequest, Incident
+from bot.models import ActionRequest, ActionState, Incident
 from bot.outbox import Outbox
 from bot.platforms import ROLLBACK, Planned, Platforms
 from bot.reminders import Planner, ReminderKind
@@ -65,7 +66,6 @@ class RemediationFlows:
         self.outbox = outbox
         self.planner = planner
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tars-remediation")
-        self.running: dict[int, Future[None]] = {}
 
     # --- requests -------------------------------------------------------------------------------------------
 
@@ -167,8 +167,6 @@ class RemediationFlows:
                 # again reads the new state, so this person is told the real outcome.
                 if attempt == 2:
                     raise
-        if vote.outcome == VoteOutcome.EXECUTE:
-            self.running[action_id] = self._pool.submit(self._execute, action_id)
         return vote
 
     def _record_vote(self, action_id: int, *, user: str, approve: bool, eligible: bool) -> Vote:
@@ -176,6 +174,9 @@ class RemediationFlows:
             vote = self.actions.vote(session, action_id, user=user, approve=approve, eligible=eligible)
             if vote.outcome != VoteOutcome.REFUSED:
                 self.outbox.refresh_action_card(session, vote.incident, action_id)
+            if vote.outcome == VoteOutcome.EXECUTE:
+                # Committed with the approval: whichever replica leases it starts the run, also after a crash.
+                self.outbox.remediation_job(session, vote.incident, action_id)
             if vote.outcome == VoteOutcome.DENIED:
                 note = rendering.action_denied_note(vote.action, user)
                 self.outbox.thread_note(session, vote.incident, note)
@@ -183,9 +184,23 @@ class RemediationFlows:
 
     # --- execution ------------------------------------------------------------------------------------------
 
+    def start(self, _incident_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        """Start an approved run from its committed job row (a delivery worker calls this), then leave the
+        platform calls to this flow's own threads, so a rollout being followed never holds a delivery worker.
+
+        Marking the run started is committed before any platform call. A run found approved but not started (the
+        process died between the approval and here) starts now; one already started is left alone, because its
+        platform call may have happened: it is reported abandoned later, for a person to check.
+        """
+        action_id = int(payload["action_id"])
+        if not self._begin(action_id):
+            return {"started": False}
+        self._pool.submit(self._execute, action_id)
+        return {"started": True}
+
     def _execute(self, action_id: int) -> None:
         try:
-            self._run(action_id)
+            self._apply(action_id)
         except Exception:  # the worker must always leave the request in a final state
             log.exception("remediation #%s crashed", action_id)
             self._finish(
@@ -195,21 +210,29 @@ class RemediationFlows:
                 details={},
             )
 
-    def _run(self, action_id: int) -> None:
-        with self.sessions() as session:
-            action = self.actions.get(session, action_id)
-            resolved = not self.incidents.get(session, action.incident_id).is_open
+    def _begin(self, action_id: int) -> bool:
+        """Mark an approved run started, with its 'started' posts; False when there is nothing to start."""
+        with transaction(self.sessions) as session:
+            action = self.actions.get(session, action_id, for_update=True)
+            if action.state_enum != ActionState.EXECUTING or (action.result or {}).get("started"):
+                return False
+            incident = self.incidents.get(session, action.incident_id)
+            resolved = not incident.is_open
+            if not resolved:
+                action.result = {"started": True}
+                started = rendering.action_started_text(action, incident, dry_run=self.platforms.dry_run)
+                self.outbox.channel_post(session, incident, started, record=["action_started", started])
+                self.outbox.thread_note(session, incident, started)
         if resolved:  # resolved between the approval and now: do nothing to production
             self._finish(
                 action_id, ok=False, summary="not run: the incident was resolved meanwhile", details={}
             )
-            return
-        with transaction(self.sessions) as session:
+            return False
+        return True
+
+    def _apply(self, action_id: int) -> None:
+        with self.sessions() as session:
             action = self.actions.get(session, action_id)
-            incident = self.incidents.get(session, action.incident_id)
-            started = rendering.action_started_text(action, incident, dry_run=self.platforms.dry_run)
-            self.outbox.channel_post(session, incident, started, record=["action_started", started])
-            self.outbox.thread_note(session, incident, started)
             kind, service, params, snapshot = (
                 action.kind,
                 action.service,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -406,6 +407,34 @@ def test_a_run_abandoned_by_a_restart_does_not_block_the_incident(team: Workspac
     assert (
         abandoned.state == "failed" and "TARS lost track of this run" in (abandoned.result or {})["summary"]
     )
+
+
+def test_an_approved_run_that_never_started_is_started_from_its_row(
+    slack: SlackEmulator, engine: Engine, clock: FrozenClock, cluster: FakeKubernetes, aws: str
+) -> None:
+    """The approval commits the run's start as a row: if the replica that answered stops before starting it,
+    another replica starts it (once), instead of the run being written off as abandoned half an hour later."""
+    replica_a = _workspace(slack, engine, clock, cluster, aws)
+    team = next(replica_a)
+    incident = team.declare()
+    action = request(team, f"rollback {incident.id}")
+    team.running.app.tars.delivery.stop()  # replica A answers Slack but will never start anything again
+    assert vote(team, action, "U0BOB").args["text"] == "Approved; running #1 now."
+    assert stored_action(team, action.id).state == "executing"
+    assert _patches(cluster) == []
+
+    replica_b = _workspace(slack, engine, clock, cluster, aws)
+    other = next(replica_b)
+    try:
+        done = finished(other, action.id)
+        assert done.state == "succeeded", done.result
+        assert _image(cluster) == "registry/app:1.1"
+        assert len(_patches(cluster)) == 1
+        assert [e.kind for e in other.timeline(incident.id)].count("action_started") == 1
+    finally:
+        for replica in (replica_b, replica_a):
+            with contextlib.suppress(StopIteration):
+                next(replica)
 
 
 def test_raising_the_severity_raises_the_approvals_needed(team: Workspace, cluster: FakeKubernetes) -> None:
