@@ -187,6 +187,10 @@ def create_app(
         signing_secret=config.slack_signing_secret or "",
         # The front door has checked the signature (HTTP); Socket Mode requests are not signed.
         request_verification_enabled=False,
+        # The front door answers ssl_check itself, and TARS subscribes to no events to ignore or verify.
+        ssl_check_enabled=False,
+        url_verification_enabled=False,
+        ignoring_self_events_enabled=False,
         process_before_response=False,
     )
     handlers.register_all(bolt, tars)

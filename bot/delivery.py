@@ -100,7 +100,7 @@ class Work:
 
 
 # At most one dispatcher pass per gap: far below Slack's own pace (about one post per second per channel).
-MIN_PASS_GAP_SECONDS = 0.03
+MIN_PASS_GAP_SECONDS = 0.1
 
 
 @dataclass
