@@ -16,6 +16,15 @@ METADATA_EVENT = "tars_outbox"
 LOOKBACK_MESSAGES = 200
 
 
+def reply_privately(response_url: str, text: str, *, timeout: float = 10) -> None:
+    """Answer the person who sent a request, through its response_url (valid 30 minutes, five times)."""
+    response = WebhookClient(response_url, timeout=timeout).send(
+        text=text, response_type="ephemeral", replace_original=False
+    )
+    if response.status_code >= 400:
+        raise RuntimeError(f"response_url answered {response.status_code}: {response.body}")
+
+
 class Announcer:
     def __init__(self, client: WebClient) -> None:
         self.client = client
@@ -48,14 +57,6 @@ class Announcer:
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
-
-    def reply_privately(self, response_url: str, text: str) -> None:
-        """Answer the person who sent a command, through its response_url (valid 30 minutes, five times)."""
-        response = WebhookClient(response_url, timeout=10).send(
-            text=text, response_type="ephemeral", replace_original=False
-        )
-        if response.status_code >= 400:
-            raise RuntimeError(f"response_url answered {response.status_code}: {response.body}")
 
     def open_dm(self, user_id: str) -> str:
         opened = self.client.conversations_open(users=user_id)

@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from bot.actions import ActionService, ApproverDirectory
-from bot.announcer import Announcer
+from bot.announcer import Announcer, reply_privately
 from bot.buttons import ButtonBinding
 from bot.clock import Clock, SystemClock
 from bot.code_fixes import CodeFixFlows
-from bot.command_jobs import JOB_KIND, CommandJobs
+from bot.command_jobs import CommandJobs
 from bot.config import Config, ConfigError
 from bot.db import make_engine, make_session_factory
 from bot.delivery import DeliveryEngine
@@ -26,7 +26,7 @@ from bot.flows import IncidentFlows
 from bot.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
 from bot.incidents import IncidentService
 from bot.models import Incident
-from bot.outbox import REMEDIATION_KIND, Outbox, wake_on_commit
+from bot.outbox import COMMAND_KIND, REMEDIATION_KIND, Outbox, wake_on_commit
 from bot.platforms import Platforms
 from bot.remediation import RemediationFlows
 from bot.reminders import Pager, Planner, ReminderHandlers
@@ -65,10 +65,9 @@ def build_tars(
     outbox = Outbox(clock)
     planner = Planner(clock, config.policy, config.services, outbox)
     pager = Pager(outbox, config.services)
-    announcer = Announcer(client)
     delivery = DeliveryEngine(
         sessions,
-        announcer,
+        Announcer(client),
         PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run),
         clock,
         budget=SlackBudget(enforce=config.pace_slack),
@@ -101,10 +100,8 @@ def build_tars(
         outbox,
         planner,
     )
-    jobs = CommandJobs(
-        sessions, service, outbox, config.services, remediation, code_fixes, announcer.reply_privately
-    )
-    delivery.register(JOB_KIND, jobs.run)
+    jobs = CommandJobs(sessions, service, outbox, config.services, remediation, code_fixes, reply_privately)
+    delivery.register(COMMAND_KIND, jobs.run)
     delivery.register(REMEDIATION_KIND, remediation.start)
 
     # Phase 5: a P1's post-mortem draft is drafted the moment it is resolved, by a worker after the answer.

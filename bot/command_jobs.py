@@ -35,8 +35,6 @@ from bot.remediation import RemediationFlows
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "command"
-
 Reply = Callable[[str, str], None]
 
 

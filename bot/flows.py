@@ -7,7 +7,6 @@ change someone made at 3 a.m., and a crash right after the answer loses nothing.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,8 +19,6 @@ from bot.incidents import Change, IncidentService
 from bot.models import Incident, Status, TimelineEvent
 from bot.outbox import Outbox
 from bot.reminders import Pager
-
-log = logging.getLogger(__name__)
 
 
 class IncidentFlows:

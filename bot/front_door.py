@@ -40,11 +40,11 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
-from slack_sdk.webhook import WebhookClient
 from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.announcer import reply_privately
 from bot.models import SeenRequest
 from bot.rendering import DATABASE_DOWN_TEXT
 
@@ -382,8 +382,12 @@ class FrontDoor:
             return _answer(start_response, 200, "")
         status, headers, text = self.dispatch(form)
         data = text.encode()
-        header_list = [(name, value) for name, values in headers.items() for value in values]
-        header_list = [(n, v) for n, v in header_list if n.lower() != "content-length"]
+        header_list = [
+            (name, value)
+            for name, values in headers.items()
+            if name.lower() != "content-length"
+            for value in values
+        ]
         start_response(
             f"{status} {HTTPStatus(status).phrase}", [*header_list, ("Content-Length", str(len(data)))]
         )
@@ -479,9 +483,7 @@ def _first_input_block_id(view: dict[str, Any]) -> str | None:
 
 def _tell_privately(response_url: str) -> None:
     try:
-        WebhookClient(response_url, timeout=RESPONSE_URL_TIMEOUT_SECONDS).send(
-            text=DATABASE_DOWN_TEXT, response_type="ephemeral", replace_original=False
-        )
+        reply_privately(response_url, DATABASE_DOWN_TEXT, timeout=RESPONSE_URL_TIMEOUT_SECONDS)
     except Exception as error:  # the acknowledgement went out; the log is all that is left
         log.warning("could not tell the person the database is unavailable: %s", type(error).__name__)
 

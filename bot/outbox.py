@@ -28,6 +28,7 @@ CHANNEL_LANE = "channel"
 PAGE_LANE = "page"
 # Slow commands (they call a cluster, AWS or GitHub), carried out in order per incident.
 WORK_LANE = "work"
+COMMAND_KIND = "command"
 REMEDIATION_KIND = "remediation"
 NOTIFY_CHANNEL = "tars_outbox"
 
@@ -141,7 +142,7 @@ class Outbox:
         self.add(session, incident, "action_card_refresh", {"action_id": action_id}, priority=CARD)
 
     def command_job(self, session: Session, incident: Incident, payload: dict[str, Any]) -> None:
-        self.add(session, incident, "command", payload, lane=WORK_LANE, priority=POST)
+        self.add(session, incident, COMMAND_KIND, payload, lane=WORK_LANE, priority=POST)
 
     def remediation_job(self, session: Session, incident: Incident, action_id: int) -> None:
         """Start an approved remediation; a 'what wakes people' priority, since someone is waiting on it."""
