@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.actions import ActionService
-from bot.db import transaction
+from bot.db import reading, transaction
 from bot.errors import DomainError
 from bot.incidents import IncidentService
 from bot.models import ActionRequest, Incident
@@ -79,12 +79,12 @@ class ButtonBinding:
         self.actions = actions
 
     def incident_card(self, incident_id: int, clicked: ClickedMessage, *, actor: str, button: str) -> None:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
         self._enforce(incident, actor, button, clicked, {"incident": incident_id}, check_incident_card)
 
     def action_card(self, action_id: int, clicked: ClickedMessage, *, actor: str, button: str) -> None:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             action = self.actions.get(session, action_id)
             incident = self.incidents.get(session, action.incident_id)
         self._enforce(
@@ -97,7 +97,7 @@ class ButtonBinding:
         )
 
     def action_thread(self, action_id: int, clicked: ClickedMessage, *, actor: str, button: str) -> None:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             action = self.actions.get(session, action_id)
             incident = self.incidents.get(session, action.incident_id)
         self._enforce(incident, actor, button, clicked, {"action": action_id}, check_incident_thread)
@@ -111,7 +111,7 @@ class ButtonBinding:
         button: str,
         record: dict[str, Any] | None = None,
     ) -> None:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
         named = {"incident": incident_id, **(record or {})}
         self._enforce(incident, actor, button, clicked, named, check_incident_thread)

@@ -23,7 +23,7 @@ from bot import rendering
 from bot.actions import ApproverDirectory
 from bot.clock import Clock
 from bot.config import Config
-from bot.db import transaction
+from bot.db import reading, transaction
 from bot.errors import DomainError, UsageError
 from bot.incidents import IncidentService
 from bot.models import Incident
@@ -181,7 +181,7 @@ class CodeFixFlows:
         """The Merge button: an approver asks; GitHub's reviews and CI decide. Returns the reply to the clicker."""
         incident_id, repo, number, head_sha = target.incident, target.repo, target.number, target.sha
         label = f"{repo}#{number}"
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
             opened = any(
                 event.kind == "github_rollback"
@@ -279,7 +279,7 @@ class CodeFixFlows:
     # --- post-mortem ----------------------------------------------------------------------------------------
 
     def postmortem(self, incident_id: int, *, actor: str) -> str:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
             events = self.incidents.timeline(session, incident_id)
         markdown = postmortem_markdown(incident, events)
@@ -325,7 +325,7 @@ class CodeFixFlows:
     # --- helpers --------------------------------------------------------------------------------------------
 
     def _open_incident(self, incident_id: int) -> tuple[Incident, list]:  # type: ignore[type-arg]
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
             events = self.incidents.timeline(session, incident_id)
         if not incident.is_open:

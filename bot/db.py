@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, exc, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -104,6 +107,28 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def autocommit(engine: Engine) -> Engine:
+    """The same pool, each statement committing on its own.
+
+    For a read, or a write that is one statement: BEGIN and COMMIT (or ROLLBACK) are a round trip each, and on a
+    busy day they were a third of the statements TARS sent.
+    """
+    found = _AUTOCOMMIT.get(engine)
+    if found is None:
+        found = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads outside any transaction (each statement sees what was committed when it ran)."""
+    with factory(bind=autocommit(factory.kw["bind"])) as session:
+        yield session
+
+
 def database_reachable(engine: Engine) -> bool:
     try:
         with engine.connect() as connection:
@@ -142,49 +167,83 @@ def upgrade_database(engine: Engine) -> None:
 
 
 BULK_ROWS = "tars_bulk_rows"
+COMMIT_ROWS = "tars_commit_rows"
 
 
 class BulkRows:
-    """Rows gathered during a batch and written with one INSERT per table when the batch is done.
+    """Rows nobody reads back in the transaction that adds them, written with one statement per table.
 
-    The scheduler fires a hundred reminders per transaction; building ORM objects for every outbox row and next
-    reminder would cost more than the SQL itself. Code that adds rows checks `buffer_for(session)` first.
+    Building an ORM object per outbox row or reminder cost more than the SQL itself: on every command, and a
+    hundredfold in a scheduler batch. Code that adds such rows hands them to `rows_for(session)`.
     """
 
     def __init__(self) -> None:
-        self._rows: dict[Any, list[dict[str, Any]]] = {}
+        self._rows: dict[Table, list[dict[str, Any]]] = {}
 
-    def add(self, table: Any, row: dict[str, Any]) -> None:
+    def add(self, table: Table, row: dict[str, Any]) -> None:
         self._rows.setdefault(table, []).append(row)
 
-    def write(self, session: Session) -> None:
-        from sqlalchemy import insert
+    def holds(self, table: Table, **columns: Any) -> bool:
+        """Whether a row with these column values is waiting to be written."""
+        return any(
+            all(row.get(name) == value for name, value in columns.items())
+            for row in self._rows.get(table, ())
+        )
 
+    def write(self, session: Session) -> None:
         connection = session.connection()
         for table, rows in self._rows.items():
             if connection.dialect.name == "postgresql":
                 _copy_rows(connection, table, rows)
             else:
-                session.execute(insert(table), rows)
+                connection.execute(insert(table), rows)
         self._rows.clear()
 
 
-def _copy_rows(connection: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Postgres COPY: the cheapest way to write a batch, and it runs inside the same transaction."""
-    import json
-
+def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Postgres COPY: the cheapest way to write rows, one round trip whatever their number, inside the same
+    transaction."""
     columns = list(rows[0])
-    json_columns = {
-        name for name in columns if table.c[name].type.compile(dialect=connection.dialect) == "JSON"
-    }
-    cursor = connection.connection.driver_connection.cursor()
+    json_columns = _json_columns(table, connection.dialect)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([json.dumps(row[name]) if name in json_columns else row[name] for name in columns])
 
 
-def buffer_for(session: Session) -> BulkRows | None:
-    return session.info.get(BULK_ROWS)
+@functools.cache
+def _json_columns(table: Table, dialect: Dialect) -> frozenset[str]:
+    return frozenset(column.name for column in table.c if column.type.compile(dialect=dialect) == "JSON")
+
+
+def rows_for(session: Session) -> BulkRows:
+    """The open batch's buffer, or else one that is written just before this transaction commits."""
+    buffer: BulkRows | None = session.info.get(BULK_ROWS)
+    if buffer is None:
+        buffer = session.info.setdefault(COMMIT_ROWS, BulkRows())
+    return buffer
+
+
+def in_batch(session: Session) -> bool:
+    return BULK_ROWS in session.info
+
+
+def _write_commit_rows(session: Session) -> None:
+    buffer: BulkRows | None = session.info.pop(COMMIT_ROWS, None)
+    if buffer is not None:
+        # Rows may point at objects added in this transaction: those go first.
+        session.flush()
+        buffer.write(session)
+
+
+def _drop_commit_rows(session: Session, _previous: Any) -> None:
+    session.info.pop(COMMIT_ROWS, None)
+
+
+# On the Session class, not one factory: a row handed to `rows_for` must never be lost because its session was
+# made some other way.
+event.listen(Session, "before_commit", _write_commit_rows)
+event.listen(Session, "after_soft_rollback", _drop_commit_rows)
 
 
 @contextmanager

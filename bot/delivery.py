@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import rendering
 from bot.announcer import Announcer
 from bot.clock import Clock
-from bot.db import UTCDateTime, transaction
+from bot.db import UTCDateTime, autocommit, reading, transaction
 from bot.models import ActionRequest, Incident, OutboxMessage, OutboxState, TimelineEvent
 from bot.outbox import CARD_LANE, CHANNEL_LANE, NOTIFY_CHANNEL
 from bot.slack_budget import Key, SlackBudget, method_key, post_key
@@ -142,6 +142,8 @@ class DeliveryEngine:
         self.worker_id = worker_id or f"tars-{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tars-delivery")
         self._engine: Engine = sessions.kw["bind"]
+        # Reads and one-statement bookkeeping, without BEGIN and COMMIT around each.
+        self._statements = autocommit(self._engine)
         self._candidate_query = _candidate_query(4 * workers + 20)
         self._state = threading.Condition()
         self._wake = threading.Event()
@@ -328,7 +330,7 @@ class DeliveryEngine:
         return idle, (0.0 if len(chosen) == free and free > 0 else wait)
 
     def _candidates(self) -> list[Work]:
-        with self._engine.connect() as connection:
+        with self._statements.connect() as connection:
             rows = connection.execute(self._candidate_query, {"now": self.clock.now()}).all()
         return [
             Work(
@@ -377,8 +379,8 @@ class DeliveryEngine:
             .returning(_OUTBOX.c.id, _OUTBOX.c.payload)
         )
         try:
-            with transaction(self.sessions) as session:
-                return {row.id: dict(row.payload or {}) for row in session.execute(statement)}
+            with self._statements.connect() as connection:
+                return {row.id: dict(row.payload or {}) for row in connection.execute(statement)}
         except Exception:
             self._log_database_down()
             return {}
@@ -392,8 +394,8 @@ class DeliveryEngine:
         if not ids:
             return
         try:
-            with transaction(self.sessions) as session:
-                session.execute(
+            with self._statements.connect() as connection:
+                connection.execute(
                     update(_OUTBOX)
                     .where(_OUTBOX.c.id.in_(ids), _OUTBOX.c.locked_by == self.worker_id)
                     .values(locked_until=self.clock.now() + self.lease)
@@ -483,7 +485,7 @@ class DeliveryEngine:
             .order_by(_OUTBOX.c.id)
             .limit(NOTE_GROUP_LIMIT if work.kind == "thread_note" else 200)
         )
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             following = session.execute(statement).all()
         chars = len(str(work.payload.get("text", "")))
         for row in following:
@@ -557,8 +559,8 @@ class DeliveryEngine:
                     )
 
     def _release(self, work: Work) -> None:
-        with transaction(self.sessions) as session:
-            session.execute(update(_OUTBOX).where(*self._mine(work.id)).values(locked_until=None))
+        with self._statements.connect() as connection:
+            connection.execute(update(_OUTBOX).where(*self._mine(work.id)).values(locked_until=None))
 
     def _reschedule(self, work: Work, later: RetryLater) -> None:
         attempts = work.attempts + 1
@@ -569,8 +571,8 @@ class DeliveryEngine:
         if later.retry_after is not None:
             backoff = max(backoff, later.retry_after)
         log.warning("outbox %s (%s) failed (%s); retrying in %s", work.id, work.kind, later.reason, backoff)
-        with transaction(self.sessions) as session:
-            session.execute(
+        with self._statements.connect() as connection:
+            connection.execute(
                 update(_OUTBOX)
                 .where(*self._mine(work.id))
                 .values(
@@ -609,7 +611,7 @@ class DeliveryEngine:
     # --- one sender per kind ----------------------------------------------------------------------------------
 
     def _incident(self, group: _Group) -> Incident:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = session.get(Incident, group.head.incident_id)
         if incident is None:
             raise PermanentFailure("the incident no longer exists")
@@ -698,7 +700,7 @@ class DeliveryEngine:
 
     def _action(self, group: _Group) -> tuple[ActionRequest, Incident, str, list[dict[str, Any]]]:
         incident = self._incident(group)
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             action = session.get(ActionRequest, int(group.head.payload["action_id"]))
             if action is None:
                 raise PermanentFailure("the remediation request no longer exists")

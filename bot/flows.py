@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import rendering
 from bot.commands import Declare
-from bot.db import transaction
+from bot.db import reading, transaction
 from bot.errors import DomainError
 from bot.incidents import Change, IncidentService
 from bot.models import Incident, Status, TimelineEvent
@@ -124,17 +124,17 @@ class IncidentFlows:
     # --- reading ----------------------------------------------------------------------------------------------
 
     def open_incidents(self) -> tuple[list[Incident], int]:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             return self.service.list_open(session)
 
     def incident_with_timeline(self, incident_id: int) -> tuple[Incident, list[TimelineEvent]]:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.service.get(session, incident_id)
             return incident, self.service.timeline(session, incident_id)
 
     def open_incident(self, incident_id: int) -> Incident:
         """An incident that can still be changed, for opening a modal about it."""
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.service.get(session, incident_id)
         if not incident.is_open:
             raise DomainError(f"{incident.ref} is already resolved.")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session, load_only
 
 from bot.clock import Clock
@@ -26,6 +26,12 @@ SYSTEM_ACTOR = "tars"
 
 # `/incident list` shows this many; the rest are counted, so a reply never outgrows a Slack message.
 LIST_LIMIT = 50
+
+
+# Built once: building and hashing a statement per command cost more than running it.
+_LOAD_INCIDENT = select(Incident).where(Incident.id == bindparam("id"))
+_LOCK_INCIDENT = _LOAD_INCIDENT.with_for_update().execution_options(populate_existing=True)
+_RECORD = insert(TimelineEvent.__table__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,8 @@ class IncidentService:
     # --- reading -------------------------------------------------------------------------------------------
 
     def get(self, session: Session, incident_id: int, *, for_update: bool = False) -> Incident:
-        incident = session.get(Incident, incident_id, with_for_update=for_update or None)
+        statement = _LOCK_INCIDENT if for_update else _LOAD_INCIDENT
+        incident = session.execute(statement, {"id": incident_id}).scalar_one_or_none()
         if incident is None:
             raise NotFound(f"There is no incident INC-{incident_id}. `/incident list` shows the open ones.")
         return incident
@@ -101,12 +108,17 @@ class IncidentService:
         text: str,
         data: dict[str, Any] | None = None,
     ) -> TimelineEvent:
-        event = TimelineEvent(
-            incident_id=incident.id, at=self.clock.now(), actor=actor, kind=kind, text=text, data=data or {}
-        )
-        session.add(event)
-        session.flush()
-        return event
+        row = {
+            "incident_id": incident.id,
+            "at": self.clock.now(),
+            "actor": actor,
+            "kind": kind,
+            "text": text,
+            "data": data or {},
+        }
+        # Written now, not at commit: a reader later in the same transaction (a post-mortem draft) must see it.
+        session.connection().execute(_RECORD, row)
+        return TimelineEvent(**row)
 
     def declare(
         self,

@@ -7,7 +7,7 @@ notes), "channel" (thread notes and channel posts) and "page" (DMs and PagerDuty
 page). `bot.delivery` sends them.
 
 Committing a transaction that queued messages wakes the delivery engine: in this process directly, and every
-replica through Postgres NOTIFY.
+replica through the NOTIFY that an outbox trigger sends on Postgres.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, update
+from sqlalchemy import bindparam, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
-from bot.db import buffer_for
+from bot.db import in_batch, rows_for
 from bot.models import Incident, OutboxMessage, OutboxState
 from integrations.pagerduty import PageRequest
 
@@ -30,22 +30,18 @@ PAGE_LANE = "page"
 WORK_LANE = "work"
 COMMAND_KIND = "command"
 REMEDIATION_KIND = "remediation"
-NOTIFY_CHANNEL = "tars_outbox"
+NOTIFY_CHANNEL = "tars_outbox"  # as migration 0007's trigger spells it
 
 # Lanes compete for Slack's per-channel budget: what wakes people goes first, chatter last.
 URGENT, CARD, POST, NOTE = 0, 1, 2, 3
 
 _QUEUED = "tars_outbox_queued"
+_OUTBOX = OutboxMessage.__table__
 
 
 def wake_on_commit(sessions: sessionmaker[Session], wake: Callable[[], None]) -> None:
-    """Call `wake` after every commit that queued messages; on Postgres also NOTIFY the other replicas."""
-
-    def before_commit(session: Session) -> None:
-        if session.info.get(_QUEUED):
-            connection = session.connection()
-            if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+    """Call `wake` after every commit that queued messages. Other replicas hear of them from Postgres: a trigger
+    on the outbox (migration 0007) sends the NOTIFY."""
 
     def after_commit(session: Session) -> None:
         if session.info.pop(_QUEUED, False):
@@ -54,7 +50,6 @@ def wake_on_commit(sessions: sessionmaker[Session], wake: Callable[[], None]) ->
     def after_rollback(session: Session) -> None:
         session.info.pop(_QUEUED, None)
 
-    event.listen(sessions, "before_commit", before_commit)
     event.listen(sessions, "after_commit", after_commit)
     event.listen(sessions, "after_soft_rollback", lambda session, _previous: after_rollback(session))
 
@@ -88,17 +83,13 @@ class Outbox:
             "created_at": now,
         }
         session.info[_QUEUED] = True
-        buffer = buffer_for(session)
-        if buffer is not None:
-            buffer.add(OutboxMessage.__table__, row)
-        else:
-            session.add(OutboxMessage(**row))
+        rows_for(session).add(_OUTBOX, row)
 
     def post_card(self, session: Session, incident: Incident, channel: str) -> None:
         self.add(session, incident, "card_post", {"channel": channel}, lane=CARD_LANE, priority=URGENT)
 
     def refresh_card(self, session: Session, incident: Incident, note: str | None = None) -> None:
-        if buffer_for(session) is not None or not _joined_pending_refresh(session, incident.id):
+        if in_batch(session) or not _refresh_queued(session, incident.id):
             self.add(session, incident, "card_refresh", {}, lane=CARD_LANE, priority=CARD)
         if note:
             self.thread_note(session, incident, note)
@@ -161,7 +152,21 @@ class Outbox:
         self.add(session, incident, "pagerduty", payload, lane=PAGE_LANE, priority=URGENT)
 
 
-def _joined_pending_refresh(session: Session, incident_id: int) -> bool:
+_JOIN_PENDING_REFRESH = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.incident_id == bindparam("incident"),
+        _OUTBOX.c.lane == CARD_LANE,
+        _OUTBOX.c.kind == "card_refresh",
+        _OUTBOX.c.state == OutboxState.PENDING.value,
+        _OUTBOX.c.locked_by.is_(None),
+    )
+    .values(state=OutboxState.PENDING.value)
+    .returning(_OUTBOX.c.id)
+)
+
+
+def _refresh_queued(session: Session, incident_id: int) -> bool:
     """True when a refresh of this card is already queued and no worker holds it yet: it will render the state
     this transaction commits, so a second one would only cost Slack a call.
 
@@ -169,17 +174,7 @@ def _joined_pending_refresh(session: Session, incident_id: int) -> bool:
     meanwhile waits for the commit and then renders the new state. Once a worker holds it, the UPDATE matches
     nothing and a new refresh is queued behind it.
     """
-    pending = OutboxState.PENDING.value
-    joined = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.incident_id == incident_id,
-            OutboxMessage.lane == CARD_LANE,
-            OutboxMessage.kind == "card_refresh",
-            OutboxMessage.state == pending,
-            OutboxMessage.locked_by.is_(None),
-        )
-        .values(state=pending)
-        .returning(OutboxMessage.id)
-    ).first()
+    if rows_for(session).holds(_OUTBOX, incident_id=incident_id, kind="card_refresh"):
+        return True
+    joined = session.connection().execute(_JOIN_PENDING_REFRESH, {"incident": incident_id}).first()
     return joined is not None

@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot import rendering
 from bot.actions import ActionService, ApproverDirectory, Vote, VoteOutcome, rollback_advice
 from bot.clock import Clock
-from bot.db import transaction
+from bot.db import reading, transaction
 from bot.errors import DomainError
 from bot.incidents import IncidentService
 from bot.models import ActionRequest, ActionState, Incident
@@ -96,7 +96,7 @@ class RemediationFlows:
 
     def request_flag_revert(self, action_id: int, *, actor: str) -> ActionRequest:
         """The Revert flag button: a new, approval-gated request that puts the previous value back."""
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             action = self.actions.get(session, action_id)
         if not action.kind.endswith("_flag") or action.state != "succeeded":
             raise DomainError(
@@ -123,7 +123,7 @@ class RemediationFlows:
 
     def _precheck(self, incident_id: int, service: str | None) -> str:
         """Refuse early, before reading any cluster: unknown incident, resolved, or a fix already in flight."""
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
             if not incident.is_open:
                 raise DomainError(f"{incident.ref} is resolved; remediation needs an open incident.")
@@ -231,7 +231,7 @@ class RemediationFlows:
         return True
 
     def _apply(self, action_id: int) -> None:
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             action = self.actions.get(session, action_id)
             kind, service, params, snapshot = (
                 action.kind,

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot import rendering
 from bot.clock import Clock
 from bot.config import PolicyConfig, ServiceConfig
-from bot.db import buffer_for
+from bot.db import rows_for
 from bot.models import ActionRequest, ActionState, Incident, Reminder, ReminderState, TimelineEvent
 from bot.outbox import Outbox
 from integrations.pagerduty import SEVERITY_BY_PRIORITY, PageRequest
@@ -71,6 +71,20 @@ class Pager:
             )
 
 
+_REMINDERS = Reminder.__table__
+# The table, not the entity: the session holds no reminders to keep in step, and the ORM's synchronisation would
+# cost more than the UPDATE itself on every command.
+_CANCEL = (
+    update(_REMINDERS)
+    .where(
+        _REMINDERS.c.incident_id == bindparam("incident"),
+        _REMINDERS.c.kind.in_(bindparam("kinds", expanding=True)),
+        _REMINDERS.c.state == ReminderState.PENDING.value,
+    )
+    .values(state=ReminderState.CANCELLED.value, done_at=bindparam("now", type_=_REMINDERS.c.done_at.type))
+)
+
+
 class Planner:
     def __init__(
         self, clock: Clock, policy: PolicyConfig, services: dict[str, ServiceConfig], outbox: Outbox
@@ -99,24 +113,11 @@ class Planner:
             "created_at": self.clock.now(),
             "late": False,
         }
-        buffer = buffer_for(session)
-        if buffer is not None:
-            buffer.add(Reminder.__table__, row)
-        else:
-            session.add(Reminder(**row))
+        rows_for(session).add(_REMINDERS, row)
 
     def cancel(self, session: Session, incident_id: int, *kinds: ReminderKind) -> None:
-        table = Reminder.__table__
-        # The table, not the entity: the session holds no reminders to keep in step, and the ORM's
-        # synchronisation would cost more than the UPDATE itself on every command.
-        session.execute(
-            update(table)
-            .where(
-                table.c.incident_id == incident_id,
-                table.c.kind.in_([k.value for k in kinds]),
-                table.c.state == ReminderState.PENDING.value,
-            )
-            .values(state=ReminderState.CANCELLED.value, done_at=self.clock.now())
+        session.connection().execute(
+            _CANCEL, {"incident": incident_id, "kinds": [k.value for k in kinds], "now": self.clock.now()}
         )
 
     def remind_at(

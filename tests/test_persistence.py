@@ -36,7 +36,7 @@ def test_replicas_starting_together_migrate_once() -> None:
         assert errors == []
         with engines[0].connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-                "0006"
+                "0007"
             ]
         assert {"incidents", "timeline_events"} <= set(inspect(engines[0]).get_table_names())
     finally:
