@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, exc, insert, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, Table, create_engine, event, exc, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -52,6 +52,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed as the Table it is (SQLAlchemy types `__table__` as any FromClause)."""
+    return cast(Table, model.__table__)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -204,7 +209,7 @@ def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]])
     """Postgres COPY: the cheapest way to write rows, one round trip whatever their number, inside the same
     transaction."""
     columns = list(rows[0])
-    json_columns = _json_columns(table, connection.dialect)
+    json_columns = _json_columns(table)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
@@ -212,8 +217,8 @@ def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]])
 
 
 @functools.cache
-def _json_columns(table: Table, dialect: Dialect) -> frozenset[str]:
-    return frozenset(column.name for column in table.c if column.type.compile(dialect=dialect) == "JSON")
+def _json_columns(table: Table) -> frozenset[str]:
+    return frozenset(column.name for column in table.c if isinstance(column.type, JSON))
 
 
 def rows_for(session: Session) -> BulkRows:

@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.announcer import reply_privately
+from bot.db import autocommit
 from bot.models import SeenRequest
 from bot.rendering import DATABASE_DOWN_TEXT
 
@@ -301,7 +302,7 @@ class ReplayGuard:
         self._lock = threading.Lock()
         self._next_prune = 0.0
         # One statement on its own needs no BEGIN and COMMIT round trips; the row is the whole transaction.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = autocommit(engine)
         # TARS runs on Postgres or SQLite; both spell it INSERT .. ON CONFLICT DO NOTHING. Built once: building
         # it costs more than running it.
         upsert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, load_only
 
 from bot.clock import Clock
 from bot.config import PolicyConfig, ServiceConfig
+from bot.db import table_of
 from bot.durations import format_duration
 from bot.errors import IllegalTransition, NotFound, UsageError
 from bot.models import OPEN_STATUSES, Incident, Status, TimelineEvent
@@ -31,7 +32,7 @@ LIST_LIMIT = 50
 # Built once: building and hashing a statement per command cost more than running it.
 _LOAD_INCIDENT = select(Incident).where(Incident.id == bindparam("id"))
 _LOCK_INCIDENT = _LOAD_INCIDENT.with_for_update().execution_options(populate_existing=True)
-_RECORD = insert(TimelineEvent.__table__)
+_RECORD = insert(table_of(TimelineEvent))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
-from bot.db import in_batch, rows_for
+from bot.db import in_batch, rows_for, table_of
 from bot.models import Incident, OutboxMessage, OutboxState
 from integrations.pagerduty import PageRequest
 
@@ -36,7 +36,7 @@ NOTIFY_CHANNEL = "tars_outbox"  # as migration 0007's trigger spells it
 URGENT, CARD, POST, NOTE = 0, 1, 2, 3
 
 _QUEUED = "tars_outbox_queued"
-_OUTBOX = OutboxMessage.__table__
+_OUTBOX = table_of(OutboxMessage)
 
 
 def wake_on_commit(sessions: sessionmaker[Session], wake: Callable[[], None]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot import rendering
 from bot.clock import Clock
 from bot.config import PolicyConfig, ServiceConfig
-from bot.db import rows_for
+from bot.db import rows_for, table_of
 from bot.models import ActionRequest, ActionState, Incident, Reminder, ReminderState, TimelineEvent
 from bot.outbox import Outbox
 from integrations.pagerduty import SEVERITY_BY_PRIORITY, PageRequest
@@ -71,7 +71,7 @@ class Pager:
             )
 
 
-_REMINDERS = Reminder.__table__
+_REMINDERS = table_of(Reminder)
 # The table, not the entity: the session holds no reminders to keep in step, and the ORM's synchronisation would
 # cost more than the UPDATE itself on every command.
 _CANCEL = (

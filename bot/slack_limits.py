@@ -9,7 +9,6 @@ Kit models define a limit, the number is taken from them.
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from collections.abc import Sequence
@@ -85,11 +84,21 @@ def fit_message(text: str, blocks: Sequence[Block] | None = None) -> tuple[str, 
 
 def fit_blocks(blocks: Sequence[Block], *, limit: int = MESSAGE_BLOCKS) -> list[Block]:
     """Message (or view) blocks within Slack's limits; the originals are left untouched."""
-    fitted = [_fit_block(copy.deepcopy(block)) for block in blocks]
+    fitted = [_fit_block(_copied(block)) for block in blocks]
     if len(fitted) > limit:
         dropped = len(fitted) - (limit - 1)
         fitted = [*fitted[: limit - 1], _note(f"{ELLIPSIS}{dropped} more not shown")]
     return fitted
+
+
+def _copied(value: Any) -> Any:
+    """A copy of JSON-shaped data. copy.deepcopy keeps a memo for cycles JSON cannot have, and cost a scheduler
+    tick a fifth of its time."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 def fit_view(view: Block) -> Block:

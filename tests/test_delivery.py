@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bot.app import build_tars
 from bot.clock import FrozenClock
 from bot.commands import Declare
-from bot.db import make_engine
+from bot.db import autocommit, make_engine
 from bot.emulator import SlackEmulator
 from bot.models import OutboxMessage, TimelineEvent
+from bot.outbox import NOTIFY_CHANNEL
 from tests.conftest import _backend
 from tests.support import CHANNEL, Workspace, start_tars, test_config
 
@@ -70,6 +72,38 @@ def test_three_replicas_post_every_due_update_exactly_once(
             )
         assert pending == 0
     finally:
+        for replica_engine in engines:
+            replica_engine.dispose()
+
+
+def test_a_change_committed_on_one_replica_wakes_delivery_on_another_without_polling(
+    slack: SlackEmulator, engine: Engine, clock: FrozenClock
+) -> None:
+    """Postgres announces new outbox rows itself: a replica that only polls once an hour still posts at once."""
+    if _backend() != "postgres":
+        pytest.skip("several replicas share one Postgres; SQLite is single-process")
+    config = test_config(slack, engine)
+    engines = [make_engine(str(engine.url.render_as_string(hide_password=False))) for _ in range(2)]
+    answering, delivering = (build_tars(config, clock=clock, engine=e) for e in engines)
+    delivering.delivery.poll_seconds = 3600.0
+    delivering.delivery.start(listen=engines[1])
+    try:
+        # Autocommit: within one transaction, pg_stat_activity would show the same snapshot every time.
+        with autocommit(engine).connect() as connection:
+            listening = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = :listen"
+            )
+            deadline = time.monotonic() + 30
+            while not connection.execute(listening, {"listen": f"LISTEN {NOTIFY_CHANNEL}"}).scalar():
+                assert time.monotonic() < deadline, "the delivering replica never listened"
+                time.sleep(0.05)
+        incident = answering.flows.declare(
+            Declare("payments", 1, "Checkout down"), actor="U0ALICE", origin_channel=CHANNEL
+        )
+        card = slack.wait_for("chat.postMessage", lambda c: c.args.get("channel") == CHANNEL, timeout=20)
+        assert incident.ref in card.args["text"]
+    finally:
+        delivering.delivery.stop()
         for replica_engine in engines:
             replica_engine.dispose()
 
