@@ -13,7 +13,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import JSON, Connection, DateTime, Engine, Table, create_engine, event, exc, insert, text
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    exc,
+    insert,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -52,6 +68,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+def among(column: ColumnElement[int], ids: list[int], dialect: Dialect) -> ColumnElement[bool]:
+    """`column IN ids`, spelled `= ANY(array)` on Postgres: one SQL text whatever the number of ids, so neither
+    SQLAlchemy nor psycopg rebuilds the statement for each batch."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
-from bot.db import bulk_rows, transaction
+from bot.db import among, bulk_rows, table_of, transaction
 from bot.delivery import DeliveryEngine
 from bot.models import Incident, Reminder, ReminderState
 from bot.reminders import ReminderHandlers
@@ -100,6 +100,7 @@ class Scheduler:
         on_time_ids: list[int] = []
         incident_changes: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
         with transaction(self.sessions) as session, bulk_rows(session):
+            dialect = session.get_bind().dialect
             rows = session.execute(statement).all()
             for reminder, incident in rows:
                 late = now - reminder.due_at > self.late_after
@@ -115,15 +116,17 @@ class Scheduler:
                 if ids:
                     session.execute(
                         # The table, not the entity: no ORM bookkeeping for rows this session will not touch again.
-                        update(Reminder.__table__)
-                        .where(Reminder.__table__.c.id.in_(ids))
+                        update(table_of(Reminder))
+                        .where(among(table_of(Reminder).c.id, ids, dialect))
                         .values(state=ReminderState.DONE.value, done_at=now, late=late)
                     )
             for change, incident_ids in incident_changes.items():
                 # Core, not ORM: these columns are TARS's own bookkeeping, so they do not bump the version that
                 # guards people's concurrent edits. Reminders fired together share `now`, so this is one statement.
                 session.execute(
-                    update(Incident.__table__).where(Incident.id.in_(incident_ids)).values(dict(change))
+                    update(table_of(Incident))
+                    .where(among(table_of(Incident).c.id, incident_ids, dialect))
+                    .values(dict(change))
                 )
         return len(rows), len(late_ids)
 
@@ -131,8 +134,8 @@ class Scheduler:
         log.error("reminder %s failed and was set aside", reminder_id, exc_info=error)
         with transaction(self.sessions) as session:
             session.execute(
-                update(Reminder.__table__)
-                .where(Reminder.__table__.c.id == reminder_id)
+                update(table_of(Reminder))
+                .where(table_of(Reminder).c.id == reminder_id)
                 .values(state=ReminderState.FAILED.value, done_at=self.clock.now())
             )
 
