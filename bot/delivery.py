@@ -141,9 +141,8 @@ class DeliveryEngine:
         self.poll_seconds = poll_seconds
         self.worker_id = worker_id or f"tars-{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tars-delivery")
-        self._engine: Engine = sessions.kw["bind"]
         # Reads and one-statement bookkeeping, without BEGIN and COMMIT around each.
-        self._statements = autocommit(self._engine)
+        self._statements = autocommit(sessions.kw["bind"])
         self._candidate_query = _candidate_query(4 * workers + 20)
         self._state = threading.Condition()
         self._wake = threading.Event()
