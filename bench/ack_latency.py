@@ -44,8 +44,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 import bot
-from bot import rendering
-from bot.emulator import SignedSlackClient, SlackEmulator, SlackHttpResponse
+from bot.slack import rendering
+from sandbox.emulator import SignedSlackClient, SlackEmulator, SlackHttpResponse
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"

@@ -2,7 +2,7 @@
 
 Same slack_bolt App settings as bot.app.create_app (a WebClient on SLACK_API_URL, the signing secret,
 request verification, process_before_response=False, an 8-thread listener executor) and the same server
-(bot.server.HttpServer: waitress, 8 threads). `/incident` and every block_actions click are acked with a short
+(bot.ingress.http_server.HttpServer: waitress, 8 threads). `/incident` and every block_actions click are acked with a short
 ephemeral text and nothing else, so whatever TARS costs on top of this is TARS's own.
 
 Run by ack_latency.py in its own process: PORT, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL.
@@ -21,7 +21,7 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from bot.server import HttpServer
+from bot.ingress.http_server import HttpServer
 
 
 def build_wsgi() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:

@@ -41,8 +41,8 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, text
 
-from bot import rendering
-from bot.emulator import RecordedCall, SignedSlackClient, SlackEmulator, SlackHttpResponse
+from bot.slack import rendering
+from sandbox.emulator import RecordedCall, SignedSlackClient, SlackEmulator, SlackHttpResponse
 
 # bench/ is this script's directory, so its sibling is importable: the same server start-up as ack_latency.
 from ack_latency import Server, machine, server_process, verdict  # isort: skip

@@ -22,13 +22,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 
 from bot.app import build_tars
-from bot.clock import FrozenClock
-from bot.config import Config, ServiceConfig
-from bot.db import make_engine, upgrade_database
-from bot.emulator import SlackEmulator
-from bot.models import Incident, OutboxMessage, Reminder
+from bot.comms.comms_records import OutboxMessage, Reminder
+from bot.comms.slack_budget import SlackBudget
+from bot.core.clock import FrozenClock
+from bot.core.database import make_engine, upgrade_database
+from bot.core.settings import Config, ServiceConfig
+from bot.incidents.incident_records import Incident
 from bot.runtime import Tars
-from bot.slack_budget import SlackBudget
+from sandbox.emulator import SlackEmulator
 
 DUE = 100
 WARM_UP = 2  # the first ticks of each size warm caches and prepared statements; they are not counted

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bot.emulator import SlackEmulator
+from sandbox.emulator import SlackEmulator
 
 from ack_latency import BOT_TOKEN, CHANNEL, ROOT, SIGNING_SECRET, free_port, machine, verdict  # isort: skip
 

@@ -13,31 +13,31 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from bot.actions import ActionService, ApproverDirectory
-from bot.announcer import Announcer, reply_privately
-from bot.buttons import ButtonBinding
-from bot.clock import Clock, SystemClock
-from bot.code_fixes import CodeFixFlows
-from bot.command_jobs import CommandJobs
-from bot.config import Config, ConfigError
-from bot.db import make_engine, make_session_factory
-from bot.delivery import DeliveryEngine
-from bot.flows import IncidentFlows
-from bot.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
-from bot.incidents import IncidentService
-from bot.models import Incident
-from bot.outbox import COMMAND_KIND, REMEDIATION_KIND, Outbox, wake_on_commit
-from bot.platforms import Platforms
-from bot.remediation import RemediationFlows
-from bot.reminders import Pager, Planner, ReminderHandlers
+from bot.comms.announcer import Announcer, reply_privately
+from bot.comms.delivery import DeliveryEngine
+from bot.comms.outbox import COMMAND_KIND, REMEDIATION_KIND, Outbox, wake_on_commit
+from bot.comms.reminders import Pager, Planner, ReminderHandlers
+from bot.comms.scheduler import Scheduler
+from bot.comms.slack_budget import SlackBudget
+from bot.core.clock import Clock, SystemClock
+from bot.core.database import make_engine, make_session_factory
+from bot.core.settings import Config, ConfigError
+from bot.incidents.command_jobs import CommandJobs
+from bot.incidents.incident_flows import IncidentFlows
+from bot.incidents.incident_records import Incident
+from bot.incidents.lifecycle import IncidentService
+from bot.ingress.button_binding import ButtonBinding
+from bot.ingress.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
+from bot.ingress.http_server import TarsWsgi
+from bot.remediation.approvals import ActionService, ApproverDirectory
+from bot.remediation.code_fixes import CodeFixFlows
+from bot.remediation.platforms import Platforms
+from bot.remediation.remediation_flows import RemediationFlows
 from bot.runtime import Tars
-from bot.scheduler import Scheduler
-from bot.server import TarsWsgi
-from bot.slack_budget import SlackBudget
 from integrations.pagerduty import PagerDutyEvents
 
 if TYPE_CHECKING:
-    from integrations.github import GitHubClient
+    from integrations.github_repos import GitHubClient
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class TarsApp:
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait until the work already started is done: listeners that answered and went on (a modal, a
         private reply), and the posts they queued. For tests, benchmarks and the sandbox."""
-        from handlers.errors import LISTENERS
+        from handlers.listener_errors import LISTENERS
 
         return LISTENERS.wait_idle(timeout) and self.tars.delivery.deliver_due(timeout)
 

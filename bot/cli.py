@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from bot.config import ConfigError, load_config
+from bot.core.settings import ConfigError, load_config
 
 log = logging.getLogger("tars")
 
@@ -21,7 +21,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from bot.db import make_engine, upgrade_database
+    from bot.core.database import make_engine, upgrade_database
 
     config = load_config()
     upgrade_database(make_engine(config.database_url))
@@ -31,8 +31,8 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 def cmd_serve(_args: argparse.Namespace) -> int:
     from bot.app import create_app
-    from bot.db import make_engine, upgrade_database
-    from bot.server import HttpServer
+    from bot.core.database import make_engine, upgrade_database
+    from bot.ingress.http_server import HttpServer
 
     config = load_config()
     engine = make_engine(config.database_url)
@@ -71,8 +71,14 @@ def cmd_serve(_args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from bot.sandbox import run_sandbox
-
+    try:
+        from sandbox.repl import run_sandbox
+    except ModuleNotFoundError as missing:
+        if missing.name != "sandbox" and not (missing.name or "").startswith("sandbox."):
+            raise
+        # The production image ships without the sandbox and its Slack emulator.
+        print("tars sandbox is not part of this install; run it from a checkout with `make run`", file=sys.stderr)
+        return 2
     return run_sandbox(script=args.script)
 
 

@@ -8,16 +8,16 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.buttons import ButtonBinding
-from bot.clock import Clock
-from bot.code_fixes import CodeFixFlows
-from bot.command_jobs import CommandJobs
-from bot.config import Config
-from bot.delivery import DeliveryEngine
-from bot.flows import IncidentFlows
-from bot.remediation import RemediationFlows
-from bot.reminders import Planner
-from bot.scheduler import Scheduler
+from bot.comms.delivery import DeliveryEngine
+from bot.comms.reminders import Planner
+from bot.comms.scheduler import Scheduler
+from bot.core.clock import Clock
+from bot.core.settings import Config
+from bot.incidents.command_jobs import CommandJobs
+from bot.incidents.incident_flows import IncidentFlows
+from bot.ingress.button_binding import ButtonBinding
+from bot.remediation.code_fixes import CodeFixFlows
+from bot.remediation.remediation_flows import RemediationFlows
 
 
 @dataclass

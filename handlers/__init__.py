@@ -5,14 +5,14 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.runtime import Tars
-from handlers import actions, commands, views
-from handlers.errors import handle_error
-from handlers.ids import refuse_unstorable_ids
+from handlers import card_buttons, modal_submissions, slash_commands
+from handlers.id_checks import refuse_unstorable_ids
+from handlers.listener_errors import handle_error
 
 
 def register_all(app: App, tars: Tars) -> None:
     app.error(handle_error)
     app.use(refuse_unstorable_ids)
-    commands.register(app, tars)
-    actions.register(app, tars)
-    views.register(app, tars)
+    slash_commands.register(app, tars)
+    card_buttons.register(app, tars)
+    modal_submissions.register(app, tars)

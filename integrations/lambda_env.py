@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrations.aws import AwsClients, ClientFactory, call
-from integrations.base import ActionResult, IntegrationError, NothingToDo, TargetChanged
+from integrations.aws_clients import AwsClients, ClientFactory, call
+from integrations.plans import ActionResult, IntegrationError, NothingToDo, TargetChanged
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 _MASK = "••••"
@@ -114,7 +114,7 @@ def _call(
     hidden: Iterable[str] = (),
     **params: Any,
 ) -> Any:
-    """integrations.aws.call, with secret values (and Lambda's quoted variable map) scrubbed from errors."""
+    """integrations.aws_clients.call, with secret values (and Lambda's quoted variable map) scrubbed from errors."""
     hidden = list(hidden)
     return call(
         client, operation, method, mutating=mutating, scrub=lambda text: _scrub(text, hidden), **params

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from integrations.base import IntegrationError
+from integrations.plans import IntegrationError
 
 SEVERITY_BY_PRIORITY = {1: "critical", 2: "error", 3: "warning", 4: "info"}
 

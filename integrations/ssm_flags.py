@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from integrations.aws import AwsClients, ClientFactory, call, utc
-from integrations.base import ActionResult, IntegrationError, NothingToDo, TargetChanged
+from integrations.aws_clients import AwsClients, ClientFactory, call, utc
+from integrations.plans import ActionResult, IntegrationError, NothingToDo, TargetChanged
 
 # Parameter Store's own character set for hierarchical names; rejecting early gives a clearer message.
 _PATH = re.compile(r"(/[A-Za-z0-9_.\-]+)+")

@@ -7,9 +7,9 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from bot import models  # noqa: F401 - registers the tables on Base.metadata
-from bot.config import normalize_database_url
-from bot.db import Base, make_engine
+from bot import all_tables  # noqa: F401 - registers the tables on Base.metadata
+from bot.core.database import Base, make_engine
+from bot.core.settings import normalize_database_url
 
 target_metadata = Base.metadata
 

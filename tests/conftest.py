@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from bot.clock import FrozenClock
-from bot.db import make_engine, upgrade_database
-from bot.emulator import SlackEmulator
+from bot.core.clock import FrozenClock
+from bot.core.database import make_engine, upgrade_database
+from sandbox.emulator import SlackEmulator
 from tests.support import Workspace, start_tars
 
 POSTGRES_ADMIN_URL = os.environ.get(

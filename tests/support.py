@@ -13,16 +13,18 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from bot import rendering
 from bot.app import TarsApp, create_app
-from bot.clock import FrozenClock
-from bot.config import Config, ServiceConfig
-from bot.emulator import Message, RecordedCall, SignedSlackClient, SlackEmulator
-from bot.emulator.slack_client import SlackHttpResponse
-from bot.models import ActionRequest, Incident, OutboxMessage, OutboxState, TimelineEvent
-from bot.platforms import Platforms
-from bot.server import HttpServer
-from integrations.github import GitHubClient
+from bot.comms.comms_records import OutboxMessage, OutboxState
+from bot.core.clock import FrozenClock
+from bot.core.settings import Config, ServiceConfig
+from bot.incidents.incident_records import Incident, TimelineEvent
+from bot.ingress.http_server import HttpServer
+from bot.remediation.action_records import ActionRequest
+from bot.remediation.platforms import Platforms
+from bot.slack import rendering
+from integrations.github_repos import GitHubClient
+from sandbox.emulator import Message, RecordedCall, SignedSlackClient, SlackEmulator
+from sandbox.emulator.slack_client import SlackHttpResponse
 
 SIGNING_SECRET = "test-signing-secret"
 CHANNEL = "C0INCIDENTS"

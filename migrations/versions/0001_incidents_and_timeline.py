@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from bot.db import UTCDateTime
+from bot.core.database import UTCDateTime
 
 revision = "0001"
 down_revision = None

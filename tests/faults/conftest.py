@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator import SlackEmulator
+from sandbox.emulator import SlackEmulator
 from tests.faults.support import Fleet, PostgresUnavailable, PrivatePostgres, Rows, postgres_bindir
 
 

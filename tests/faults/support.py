@@ -26,8 +26,8 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from bot.emulator import RecordedCall, SignedSlackClient, SlackEmulator, SlackHttpResponse
-from bot.models import Incident, TimelineEvent
+from bot.incidents.incident_records import Incident, TimelineEvent
+from sandbox.emulator import RecordedCall, SignedSlackClient, SlackEmulator, SlackHttpResponse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "fault-test-signing-secret"

@@ -9,10 +9,10 @@ import urllib.request
 
 import pytest
 
-from bot import rendering
-from bot.clock import FrozenClock
-from bot.db import make_engine, upgrade_database
-from bot.emulator import SlackEmulator
+from bot.core.clock import FrozenClock
+from bot.core.database import make_engine, upgrade_database
+from bot.slack import rendering
+from sandbox.emulator import SlackEmulator
 from tests.faults.support import PrivatePostgres
 from tests.support import CHANNEL, Workspace, start_tars
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.emulator import SlackEmulator
+from sandbox.emulator import SlackEmulator
 from tests.faults.support import (
     Fleet,
     PrivatePostgres,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bot.emulator import SlackEmulator
+from sandbox.emulator import SlackEmulator
 from tests.faults.support import (
     Fleet,
     Rows,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.emulator import SlackEmulator
+from sandbox.emulator import SlackEmulator
 from tests.faults.support import (
     CHANNEL,
     REPORTER,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from integrations.base import IntegrationError, NothingToDo, TargetChanged
 from integrations.lambda_env import LambdaEnvironment, LambdaEnvPlan, is_secret_key, mask
+from integrations.plans import IntegrationError, NothingToDo, TargetChanged
 from tests.integrations.aws_fixtures import (
     REGION,
     FakeClock,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from integrations.base import IntegrationError, NothingToDo, TargetChanged
+from integrations.plans import IntegrationError, NothingToDo, TargetChanged
 from integrations.ssm_flags import FeatureFlags
 from tests.integrations.aws_fixtures import (
     REGION,

@@ -1,0 +1,1 @@
+"""Communication: the outbox and its delivery engine, the scheduler, reminders and paging."""

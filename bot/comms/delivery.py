@@ -1,0 +1,843 @@
+"""The delivery engine: committed outbox rows out to Slack and PagerDuty, on workers of its own.
+
+- Woken when rows are committed (in this process directly, other replicas by Postgres NOTIFY; polling is the
+  fallback), never driven by a listener thread.
+- Lanes (an incident's card, its channel posts and thread, its pages) go out in parallel; within a lane the order
+  is the order of commits. Lanes compete for Slack's rate budget by priority: declarations, escalations and pages
+  first, thread notes last.
+- Queued refreshes of one card collapse into one chat.update with the newest state; consecutive thread notes of an
+  incident go out as one message.
+- Exactly once: every post carries message metadata naming its outbox id. A post whose outcome is unknown (timeout,
+  connection reset, 5xx, or a lease that ran out under another worker) is looked for in the channel before it is
+  sent again.
+- Leases are short and renewed while work is in flight, so a worker that died is taken over within one lease.
+  Bookkeeping that fails because the database is gone is kept in memory and retried before anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.comms.announcer import Announcer
+from bot.comms.comms_records import OutboxMessage, OutboxState
+from bot.comms.outbox import CARD_LANE, CHANNEL_LANE, NOTIFY_CHANNEL
+from bot.comms.slack_budget import Key, SlackBudget, method_key, post_key
+from bot.core.clock import Clock
+from bot.core.database import UTCDateTime, autocommit, reading, transaction
+from bot.incidents.incident_records import Incident, TimelineEvent
+from bot.remediation.action_records import ActionRequest
+from bot.slack import rendering
+from integrations.pagerduty import PagerDutyEvents, PageRequest
+from integrations.plans import IntegrationError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SYSTEM_ACTOR = "tars"
+MAX_ATTEMPTS = 60
+MAX_BACKOFF = timedelta(minutes=5)
+# Short thread notes queued together go out as one message, within this much text; a long one (a post-mortem
+# draft) stands alone.
+NOTE_GROUP_LIMIT = 10
+NOTE_GROUP_CHARS = 2_800
+SHORT_NOTE = 400
+
+# Slack errors that mean "not done, try again later"; a 5xx or a dropped connection may have been done.
+RETRYABLE_SLACK_ERRORS = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
+POST_KINDS = {"card_post", "thread_note", "channel_post", "action_card_post", "dm", "thread_file"}
+
+_OUTBOX = OutboxMessage.__table__
+_INCIDENTS = Incident.__table__
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (e.g. channel_not_found)."""
+
+
+@dataclass
+class RetryLater(Exception):
+    reason: str
+    retry_after: timedelta | None = None
+    # True when the call may have been carried out (timeout, reset, 5xx): look before sending again.
+    uncertain: bool = False
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True)
+class Work:
+    """A lane's head, leased by this worker."""
+
+    id: int
+    incident_id: int
+    lane: str
+    kind: str
+    attempts: int
+    channel_id: str | None
+    card_ts: str | None
+    # Someone sent this before without recording the outcome: it may already be in Slack.
+    check_first: bool
+    # The payload's channel or user, which the Slack budget is kept by.
+    target: str | None
+    # Read when the row is leased: the candidate query leaves it out, since most candidates wait for the budget.
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+# At most one dispatcher pass per gap: far below Slack's own pace (about one post per second per channel).
+MIN_PASS_GAP_SECONDS = 0.1
+
+
+@dataclass
+class _Group:
+    """The head and the rows that go out with it."""
+
+    head: Work
+    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[int]:
+        return [row_id for row_id, _payload in self.rows]
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        announcer: Announcer,
+        pagerduty: PagerDutyEvents,
+        clock: Clock,
+        *,
+        budget: SlackBudget | None = None,
+        workers: int = 4,
+        # Short, and renewed every third of it while a post is in flight: a replica that died is taken over
+        # within seconds, and a slow Slack call never loses its lease to a live worker.
+        lease: timedelta = timedelta(seconds=6),
+        poll_seconds: float = 1.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.announcer = announcer
+        self.pagerduty = pagerduty
+        self.clock = clock
+        self.budget = budget or SlackBudget()
+        self.workers = workers
+        self.lease = lease
+        self.poll_seconds = poll_seconds
+        self.worker_id = worker_id or f"tars-{uuid.uuid4().hex[:8]}"
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tars-delivery")
+        # Reads and one-statement bookkeeping, without BEGIN and COMMIT around each.
+        self._statements = autocommit(sessions.kw["bind"])
+        self._candidate_query = _candidate_query(4 * workers + 20)
+        self._state = threading.Condition()
+        self._wake = threading.Event()
+        self._in_flight: dict[tuple[int, str], int] = {}
+        self._unrecorded: list[Callable[[], None]] = []
+        self._passes = 0
+        # Pieces of work finished so far: a pass is idle only if none finished while it looked, because a
+        # finished head can unblock the next message of its lane after the pass's query ran.
+        self._finished = 0
+        self._idle_pass = -1
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._last_renewal = 0.0
+        self._database_down_logged = False
+        # Registered kinds: work of their own, not Slack posts that Slack's budget paces.
+        self._unpaced: set[str] = set()
+        self._senders: dict[str, Callable[[_Group], dict[str, Any]]] = {
+            "card_post": self._send_card_post,
+            "card_refresh": self._send_card_refresh,
+            "thread_note": self._send_thread_note,
+            "thread_file": self._send_thread_file,
+            "channel_post": self._send_channel_post,
+            "dm": self._send_dm,
+            "pagerduty": self._send_pagerduty,
+            "action_card_post": self._send_action_card,
+            "action_card_refresh": self._send_action_card_refresh,
+        }
+
+    def register(self, kind: str, run: Callable[[int, dict[str, Any]], dict[str, Any]]) -> None:
+        """Carry out outbox rows of `kind` with `run(incident_id, payload)`, which returns the result to store.
+        It may raise RetryLater or PermanentFailure like any sender."""
+        self._senders[kind] = lambda group: run(group.head.incident_id, group.head.payload)
+        self._unpaced.add(kind)
+
+    # --- running ----------------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads)
+
+    def start(self, *, listen: Engine | None = None) -> None:
+        """Deliver in the background; with a Postgres engine, also wake on other replicas' commits."""
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._run, name="tars-delivery-dispatch", daemon=True)]
+        if listen is not None and listen.dialect.name == "postgresql":
+            self._threads.append(
+                threading.Thread(
+                    target=self._listen, args=(listen,), name="tars-delivery-listen", daemon=True
+                )
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Take no new work, let what is in flight finish (or give it up after `timeout`), record outcomes."""
+        self._stopping = True
+        self.wake()
+        deadline = time.monotonic() + timeout
+        with self._state:
+            while self._in_flight and time.monotonic() < deadline:
+                self._state.wait(timeout=max(0.0, deadline - time.monotonic()))
+            unfinished = list(self._in_flight.values())
+        self._record_outstanding()
+        if unfinished:
+            log.warning("stopped with %d posts in flight; another worker will check them", len(unfinished))
+        # The LISTEN thread notices the stop within its one-second wait and exits on its own.
+        self._threads[0].join(timeout=2) if self._threads else None
+        self._threads = []
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def deliver_due(self, timeout: float = 30.0) -> bool:
+        """Wait until nothing due is left to send (tests, benchmarks and the sandbox use this to know the work a
+        request started is finished). Without background threads, the caller's thread drives the passes."""
+        deadline = time.monotonic() + timeout
+        if self.running:
+            with self._state:
+                wanted = self._passes + 1
+            self.wake()
+            with self._state:
+                while self._idle_pass < wanted and time.monotonic() < deadline:
+                    self._state.wait(timeout=0.05)
+                    if self._idle_pass < wanted:
+                        self.wake()
+                return self._idle_pass >= wanted
+        while time.monotonic() < deadline:
+            idle, wait = self._pass()
+            if idle:
+                return True
+            self._wake.wait(timeout=min(max(wait, 0.01), 0.2))
+            self._wake.clear()
+        return False
+
+    def _run(self) -> None:
+        last_pass = 0.0
+        while not (self._stopping and not self._in_flight):
+            # Under a burst every commit wakes the dispatcher; one pass per gap sees all of them at once, and
+            # the candidate query is the costliest statement TARS runs.
+            since = time.monotonic() - last_pass
+            if since < MIN_PASS_GAP_SECONDS:
+                time.sleep(MIN_PASS_GAP_SECONDS - since)
+            last_pass = time.monotonic()
+            try:
+                _idle, wait = self._pass()
+            except Exception:  # the dispatcher must outlive any one bad pass
+                log.exception("delivery pass failed")
+                wait = self.poll_seconds
+            self._wake.wait(timeout=min(wait, self.poll_seconds))
+            self._wake.clear()
+
+    def _listen(self, engine: Engine) -> None:
+        import psycopg
+
+        args = engine.url.translate_connect_args(username="user", database="dbname")
+        while not self._stopping:
+            try:
+                with psycopg.connect(autocommit=True, connect_timeout=5, **args) as connection:
+                    connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stopping:
+                        for _note in connection.notifies(timeout=1.0):
+                            self.wake()
+            except Exception:  # the database blinked; polling covers the gap until LISTEN is back
+                log.debug("LISTEN connection lost", exc_info=True)
+                time.sleep(1.0)
+
+    # --- one pass of the dispatcher -----------------------------------------------------------------------------
+
+    def _pass(self) -> tuple[bool, float]:
+        """Record outcomes, renew leases, hand lane heads to free workers. Returns (idle, seconds to wait)."""
+        with self._state:
+            self._passes += 1
+            this_pass = self._passes
+        if not self._record_outstanding():
+            return False, self.poll_seconds
+        self._renew_leases()
+        if self._stopping:
+            return not self._in_flight, self.poll_seconds
+        with self._state:
+            free = self.workers - len(self._in_flight)
+            busy_lanes = set(self._in_flight)
+            finished_before = self._finished
+        wait = self.poll_seconds
+        candidates: list[Work] = []
+        if free > 0:
+            try:
+                candidates = self._candidates()
+                self._database_down_logged = False
+            except Exception:
+                self._log_database_down()
+                return False, self.poll_seconds
+        chosen: list[tuple[Work, list[Key]]] = []
+        for work in candidates:
+            if len(chosen) >= free:
+                break
+            if (work.incident_id, work.lane) in busy_lanes:
+                continue
+            keys = self._budget_keys(work)
+            need = self.budget.try_take(keys)
+            if need > 0:
+                wait = min(wait, need)
+                continue
+            chosen.append((work, keys))
+            busy_lanes.add((work.incident_id, work.lane))
+        leased = self._lease([work.id for work, _keys in chosen]) if chosen else {}
+        for work, keys in chosen:
+            if work.id not in leased:
+                self.budget.give_back(keys)
+                continue
+            with self._state:
+                self._in_flight[(work.incident_id, work.lane)] = work.id
+            self._pool.submit(self._work, replace(work, payload=leased[work.id]))
+        with self._state:
+            idle = (
+                not candidates
+                and not self._in_flight
+                and not self._unrecorded
+                and self._finished == finished_before
+            )
+            if idle:
+                self._idle_pass = this_pass
+                self._state.notify_all()
+        return idle, (0.0 if len(chosen) == free and free > 0 else wait)
+
+    def _candidates(self) -> list[Work]:
+        with self._statements.connect() as connection:
+            rows = connection.execute(self._candidate_query, {"now": self.clock.now()}).all()
+        return [
+            Work(
+                id=row.id,
+                incident_id=row.incident_id,
+                lane=row.lane,
+                kind=row.kind,
+                target=row.target,
+                attempts=row.attempts,
+                channel_id=row.channel_id,
+                card_ts=row.card_ts,
+                check_first=row.locked_by is not None and row.kind in POST_KINDS,
+            )
+            for row in rows
+        ]
+
+    def _budget_keys(self, work: Work) -> list[Key]:
+        kind = work.kind
+        if kind == "card_post":
+            keys = [post_key(str(work.target))]
+        elif kind in ("card_refresh", "action_card_refresh"):
+            keys = [method_key("chat.update")]
+        elif kind == "dm":
+            keys = [post_key(f"dm:{work.target}"), method_key("conversations.open")]
+        elif kind == "pagerduty" or kind in self._unpaced:
+            keys = []
+        elif kind == "thread_file":
+            keys = [method_key("files.getUploadURLExternal"), method_key("files.completeUploadExternal")]
+        else:
+            keys = [post_key(work.channel_id or "")]
+        if work.check_first:
+            keys.append(method_key("conversations.replies" if kind in _THREADED else "conversations.history"))
+        return keys
+
+    def _lease(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The rows this worker now holds, with their payloads."""
+        now = self.clock.now()
+        statement = (
+            update(_OUTBOX)
+            .where(
+                _OUTBOX.c.id.in_(ids),
+                _OUTBOX.c.state == OutboxState.PENDING.value,
+                or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < now),
+            )
+            .values(locked_until=now + self.lease, locked_by=self.worker_id)
+            .returning(_OUTBOX.c.id, _OUTBOX.c.payload)
+        )
+        try:
+            with self._statements.connect() as connection:
+                return {row.id: dict(row.payload or {}) for row in connection.execute(statement)}
+        except Exception:
+            self._log_database_down()
+            return {}
+
+    def _renew_leases(self) -> None:
+        if time.monotonic() - self._last_renewal < self.lease.total_seconds() / 3:
+            return
+        with self._state:
+            ids = list(self._in_flight.values())
+        self._last_renewal = time.monotonic()
+        if not ids:
+            return
+        try:
+            with self._statements.connect() as connection:
+                connection.execute(
+                    update(_OUTBOX)
+                    .where(_OUTBOX.c.id.in_(ids), _OUTBOX.c.locked_by == self.worker_id)
+                    .values(locked_until=self.clock.now() + self.lease)
+                )
+        except Exception:
+            self._log_database_down()
+
+    def _record_outstanding(self) -> bool:
+        """Retry bookkeeping that failed while the database was away; True when none is left."""
+        with self._state:
+            outstanding, self._unrecorded = self._unrecorded, []
+        for index, record in enumerate(outstanding):
+            try:
+                record()
+            except Exception:
+                self._log_database_down()
+                with self._state:
+                    self._unrecorded[:0] = outstanding[index:]
+                return False
+        return True
+
+    def _log_database_down(self) -> None:
+        if not self._database_down_logged:
+            log.warning("delivery cannot reach the database; retrying", exc_info=True)
+            self._database_down_logged = True
+
+    # --- one piece of work, on a worker thread ------------------------------------------------------------------
+
+    def _work(self, work: Work) -> None:
+        try:
+            self._deliver(work)
+        except Exception:  # a worker must always free its lane
+            log.exception("delivering outbox %s (%s) failed", work.id, work.kind)
+        finally:
+            with self._state:
+                self._in_flight.pop((work.incident_id, work.lane), None)
+                self._finished += 1
+                self._state.notify_all()
+            self.wake()
+
+    def _deliver(self, work: Work) -> None:
+        try:
+            group = self._group(work)
+        except Exception:
+            self._log_database_down()
+            self._later(lambda: self._release(work))
+            return
+        try:
+            result = self._senders[work.kind](group)
+        except RetryLater as later:
+            retry = later
+            if retry.rate_limited and retry.retry_after is not None:
+                for key in self._budget_keys(work):
+                    self.budget.close_for(key, retry.retry_after.total_seconds())
+            self._later(lambda: self._reschedule(work, retry))
+            return
+        except PermanentFailure as failure:
+            reason = str(failure)
+            self._later(lambda: self._fail(work, reason))
+            return
+        self._later(lambda: self._mark_sent(group, result))
+
+    def _later(self, record: Callable[[], None]) -> None:
+        """Run bookkeeping now; if the database is away, keep it for the dispatcher to retry first thing."""
+        try:
+            record()
+        except Exception:
+            self._log_database_down()
+            with self._state:
+                self._unrecorded.append(record)
+
+    def _group(self, work: Work) -> _Group:
+        group = _Group(work, [(work.id, work.payload)])
+        mergeable = work.kind == "card_refresh" or (
+            work.kind == "thread_note" and not work.payload.get("blocks")
+        )
+        if not mergeable:
+            return group
+        statement = (
+            select(_OUTBOX.c.id, _OUTBOX.c.kind, _OUTBOX.c.payload)
+            .where(
+                _OUTBOX.c.incident_id == work.incident_id,
+                _OUTBOX.c.lane == work.lane,
+                _OUTBOX.c.state == OutboxState.PENDING.value,
+                _OUTBOX.c.id > work.id,
+            )
+            .order_by(_OUTBOX.c.id)
+            .limit(NOTE_GROUP_LIMIT if work.kind == "thread_note" else 200)
+        )
+        with reading(self.sessions) as session:
+            following = session.execute(statement).all()
+        chars = len(str(work.payload.get("text", "")))
+        for row in following:
+            payload = dict(row.payload or {})
+            if row.kind != work.kind or (work.kind == "thread_note" and not _short_note(row.kind, payload)):
+                break
+            if work.kind == "thread_note":
+                chars += len(str(payload.get("text", ""))) + 1
+                if chars > NOTE_GROUP_CHARS or len(group.rows) >= NOTE_GROUP_LIMIT:
+                    break
+            group.rows.append((row.id, payload))
+        return group
+
+    # --- bookkeeping (fenced on this worker's lease) ----------------------------------------------------------
+
+    def _mine(self, message_id: int) -> tuple[Any, ...]:
+        return (
+            _OUTBOX.c.id == message_id,
+            _OUTBOX.c.locked_by == self.worker_id,
+            _OUTBOX.c.state == OutboxState.PENDING.value,
+        )
+
+    def _mark_sent(self, group: _Group, result: dict[str, Any]) -> None:
+        work = group.head
+        now = self.clock.now()
+        with transaction(self.sessions) as session:
+            marked = session.execute(
+                update(_OUTBOX)
+                .where(*self._mine(work.id))
+                .values(state=OutboxState.SENT.value, sent_at=now, result=result, locked_until=None)
+            )
+            if marked.rowcount == 0:  # another worker took it over; its bookkeeping wins
+                log.warning("outbox %s was taken over by another worker while this one sent it", work.id)
+                return
+            others = group.ids[1:]
+            if others:
+                session.execute(
+                    update(_OUTBOX)
+                    .where(_OUTBOX.c.id.in_(others), _OUTBOX.c.state == OutboxState.PENDING.value)
+                    .values(
+                        state=OutboxState.SENT.value,
+                        sent_at=now,
+                        result={"sent_with": work.id},
+                        locked_until=None,
+                    )
+                )
+            if work.kind == "card_post":
+                session.execute(
+                    update(_INCIDENTS)
+                    .where(_INCIDENTS.c.id == work.incident_id)
+                    .values(channel_id=result["channel"], card_ts=result["ts"])
+                )
+            if work.kind == "action_card_post":
+                session.execute(
+                    update(ActionRequest.__table__)
+                    .where(ActionRequest.id == result["action_id"])
+                    .values(card_channel=result["channel"], card_ts=result["ts"])
+                )
+            for row_id, payload in group.rows:
+                record = payload.get("record") or _default_record(work.kind, result)
+                if record:
+                    session.add(
+                        TimelineEvent(
+                            incident_id=work.incident_id,
+                            at=now,
+                            actor=SYSTEM_ACTOR,
+                            kind=record[0],
+                            text=record[1],
+                            data={"outbox_id": row_id, **result},
+                        )
+                    )
+
+    def _release(self, work: Work) -> None:
+        with self._statements.connect() as connection:
+            connection.execute(update(_OUTBOX).where(*self._mine(work.id)).values(locked_until=None))
+
+    def _reschedule(self, work: Work, later: RetryLater) -> None:
+        attempts = work.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            self._fail(work, f"gave up after {attempts} attempts: {later.reason}")
+            return
+        backoff = min(timedelta(seconds=2 ** min(attempts, 10)), MAX_BACKOFF)
+        if later.retry_after is not None:
+            backoff = max(backoff, later.retry_after)
+        log.warning("outbox %s (%s) failed (%s); retrying in %s", work.id, work.kind, later.reason, backoff)
+        with self._statements.connect() as connection:
+            connection.execute(
+                update(_OUTBOX)
+                .where(*self._mine(work.id))
+                .values(
+                    attempts=attempts,
+                    next_attempt_at=self.clock.now() + backoff,
+                    locked_until=None,
+                    # Kept when Slack may have taken the post, so whoever tries next looks for it first.
+                    locked_by=self.worker_id if later.uncertain or work.check_first else None,
+                    last_error=later.reason,
+                )
+            )
+
+    def _fail(self, work: Work, reason: str) -> None:
+        log.error(
+            "outbox %s (%s) for INC-%s failed for good: %s", work.id, work.kind, work.incident_id, reason
+        )
+        with transaction(self.sessions) as session:
+            failed = session.execute(
+                update(_OUTBOX)
+                .where(*self._mine(work.id))
+                .values(state=OutboxState.FAILED.value, locked_until=None, last_error=reason)
+            )
+            if failed.rowcount == 0:
+                return
+            session.add(
+                TimelineEvent(
+                    incident_id=work.incident_id,
+                    at=self.clock.now(),
+                    actor=SYSTEM_ACTOR,
+                    kind="announcement_failed",
+                    text=f"Could not deliver {work.kind.replace('_', ' ')}: {reason}",
+                    data={"outbox_id": work.id, "kind": work.kind},
+                )
+            )
+
+    # --- one sender per kind ----------------------------------------------------------------------------------
+
+    def _incident(self, group: _Group) -> Incident:
+        with reading(self.sessions) as session:
+            incident = session.get(Incident, group.head.incident_id)
+        if incident is None:
+            raise PermanentFailure("the incident no longer exists")
+        return incident
+
+    def _post_once(
+        self, group: _Group, channel: str, text: str, blocks: Any = None, *, thread_ts: str | None = None
+    ) -> str:
+        """Post, unless an earlier attempt whose outcome was never learned already did."""
+        work = group.head
+        if work.check_first:
+            found = _slack(lambda: self.announcer.find_posted(channel, work.id, thread_ts=thread_ts))
+            if found is not None:
+                log.info("outbox %s was already in Slack (ts %s); not posting it again", work.id, found)
+                return found
+        return _slack(
+            lambda: self.announcer.post(
+                channel, text, blocks, thread_ts=thread_ts, outbox_id=work.id, sent_with=group.ids
+            )
+        )
+
+    def _send_card_post(self, group: _Group) -> dict[str, Any]:
+        incident = self._incident(group)
+        channel = str(group.head.payload["channel"])
+        ts = self._post_once(group, channel, rendering.card_text(incident), rendering.card_blocks(incident))
+        return {"channel": channel, "ts": ts}
+
+    def _send_card_refresh(self, group: _Group) -> dict[str, Any]:
+        incident = self._incident(group)
+        channel, ts = _require_card(incident)
+        # Rendered now, from the newest state: every refresh queued up to here is shown by this one update.
+        _slack(
+            lambda: self.announcer.update(
+                channel, ts, rendering.card_text(incident), rendering.card_blocks(incident)
+            )
+        )
+        return {"ts": ts, "refreshes": len(group.rows)}
+
+    def _send_thread_note(self, group: _Group) -> dict[str, Any]:
+        incident = self._incident(group)
+        channel, card_ts = _require_card(incident)
+        text = "\n".join(str(payload["text"]) for _row_id, payload in group.rows)
+        blocks = group.head.payload.get("blocks") if len(group.rows) == 1 else None
+        ts = self._post_once(group, channel, text, blocks, thread_ts=card_ts)
+        return {"ts": ts}
+
+    def _send_thread_file(self, group: _Group) -> dict[str, Any]:
+        """Upload the file into the thread, unless an earlier attempt whose outcome was lost already did: a
+        file carries no message metadata, so it is recognised by its title."""
+        incident = self._incident(group)
+        channel, card_ts = _require_card(incident)
+        payload = group.head.payload
+        title = str(payload["title"])
+        if group.head.check_first:
+            found = _slack(lambda: self.announcer.find_file(channel, title, thread_ts=card_ts))
+            if found is not None:
+                log.info(
+                    "outbox %s was already in Slack (file %s); not uploading it again", group.head.id, found
+                )
+                return {"channel": channel, "file": found}
+        file_id = _slack(
+            lambda: self.announcer.upload_file(
+                channel,
+                card_ts,
+                str(payload["file_name"]),
+                title,
+                str(payload["content"]),
+                str(payload.get("comment") or ""),
+            )
+        )
+        return {"channel": channel, "file": file_id}
+
+    def _send_channel_post(self, group: _Group) -> dict[str, Any]:
+        incident = self._incident(group)
+        if not incident.channel_id:
+            raise PermanentFailure("the incident has no channel (its card was never posted)")
+        payload = group.head.payload
+        ts = self._post_once(group, incident.channel_id, str(payload["text"]), payload.get("blocks"))
+        return {"channel": incident.channel_id, "ts": ts}
+
+    def _send_dm(self, group: _Group) -> dict[str, Any]:
+        user = str(group.head.payload["user"])
+        channel = _slack(lambda: self.announcer.open_dm(user))
+        self._post_once(group, channel, str(group.head.payload["text"]))
+        return {"user": user}
+
+    def _action(self, group: _Group) -> tuple[ActionRequest, Incident, str, list[dict[str, Any]]]:
+        incident = self._incident(group)
+        with reading(self.sessions) as session:
+            action = session.get(ActionRequest, int(group.head.payload["action_id"]))
+            if action is None:
+                raise PermanentFailure("the remediation request no longer exists")
+            text = rendering.action_card_text(action, incident)
+            blocks = rendering.action_card_blocks(action, incident)
+        return action, incident, text, blocks
+
+    def _send_action_card(self, group: _Group) -> dict[str, Any]:
+        action, incident, text, blocks = self._action(group)
+        channel, card_ts = _require_card(incident)
+        ts = self._post_once(group, channel, text, blocks, thread_ts=card_ts)
+        return {"action_id": action.id, "channel": channel, "ts": ts}
+
+    def _send_action_card_refresh(self, group: _Group) -> dict[str, Any]:
+        action, _incident, text, blocks = self._action(group)
+        if not action.card_channel or not action.card_ts:
+            raise PermanentFailure("the approval card was never posted")
+        channel, ts = action.card_channel, action.card_ts
+        _slack(lambda: self.announcer.update(channel, ts, text, blocks))
+        return {"action_id": action.id}
+
+    def _send_pagerduty(self, group: _Group) -> dict[str, Any]:
+        payload = group.head.payload
+        page = PageRequest(
+            routing_key=str(payload["routing_key"]),
+            summary=str(payload["summary"]),
+            dedup_key=str(payload["dedup_key"]),
+            severity=str(payload["severity"]),
+            custom_details=dict(payload.get("custom_details") or {}),
+        )
+        try:
+            answer = self.pagerduty.trigger(page)
+        except IntegrationError as error:
+            if error.status is not None and error.status < 500 and error.status != 429:
+                raise PermanentFailure(error.message) from error
+            # PagerDuty deduplicates on dedup_key, so sending again is harmless.
+            raise RetryLater(error.message) from error
+        return {"dedup_key": answer.get("dedup_key", page.dedup_key), "status": answer.get("status")}
+
+
+_THREADED = {"thread_note", "action_card_post", "thread_file"}
+
+
+def _candidate_query(limit: int) -> Select[Any]:
+    """Lane heads that are due and not leased, most urgent first. Built once: building it costs more than
+    running it.
+
+    The heads are found first (the lowest pending id of each lane, from the pending-lane index), and only they are
+    looked at further: a backlog waiting for Slack's budget costs the query one index entry per row.
+    """
+    now = bindparam("now", type_=UTCDateTime())
+    pending = OutboxState.PENDING.value
+    heads = (
+        select(func.min(_OUTBOX.c.id).label("id"))
+        .where(_OUTBOX.c.state == pending)
+        .group_by(_OUTBOX.c.incident_id, _OUTBOX.c.lane)
+        .subquery("heads")
+    )
+    # Thread notes and channel posts need the card (its ts and channel) to be out first.
+    card = _OUTBOX.alias("pending_card")
+    waiting_for_card = (
+        select(card.c.id)
+        .where(
+            card.c.incident_id == _OUTBOX.c.incident_id,
+            card.c.lane == CARD_LANE,
+            card.c.kind == "card_post",
+            card.c.state == pending,
+        )
+        .exists()
+    )
+    return (
+        select(
+            _OUTBOX.c.id,
+            _OUTBOX.c.incident_id,
+            _OUTBOX.c.lane,
+            _OUTBOX.c.kind,
+            func.coalesce(
+                _OUTBOX.c.payload["channel"].as_string(), _OUTBOX.c.payload["user"].as_string()
+            ).label("target"),
+            _OUTBOX.c.attempts,
+            _OUTBOX.c.locked_by,
+            _INCIDENTS.c.channel_id,
+            _INCIDENTS.c.card_ts,
+        )
+        .join(heads, heads.c.id == _OUTBOX.c.id)
+        .join(_INCIDENTS, _INCIDENTS.c.id == _OUTBOX.c.incident_id)
+        .where(
+            _OUTBOX.c.next_attempt_at <= now,
+            or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < now),
+            ~and_(_OUTBOX.c.lane == CHANNEL_LANE, waiting_for_card),
+        )
+        .order_by(_OUTBOX.c.priority, _OUTBOX.c.id)
+        .limit(limit)
+    )
+
+
+def _short_note(kind: str, payload: dict[str, Any]) -> bool:
+    return (
+        kind == "thread_note"
+        and not payload.get("blocks")
+        and len(str(payload.get("text", ""))) <= SHORT_NOTE
+    )
+
+
+def _require_card(incident: Incident) -> tuple[str, str]:
+    if not incident.channel_id or not incident.card_ts:
+        raise PermanentFailure("the incident card was never posted")
+    return incident.channel_id, incident.card_ts
+
+
+def _slack(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except SlackApiError as error:
+        response = error.response
+        status = getattr(response, "status_code", 200)
+        code = str(response.get("error", "unknown_error")) if response is not None else "unknown_error"
+        if status == 429 or code == "ratelimited":
+            retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
+            wait = timedelta(seconds=int(retry_after)) if retry_after and str(retry_after).isdigit() else None
+            raise RetryLater(f"Slack {status} {code}", wait, rate_limited=True) from error
+        if status >= 500 or code in RETRYABLE_SLACK_ERRORS:
+            raise RetryLater(f"Slack {status} {code}", uncertain=True) from error
+        raise PermanentFailure(f"Slack refused: {code}") from error
+    except (OSError, TimeoutError) as error:  # connection refused/reset, DNS, timeouts
+        raise RetryLater(f"Slack unreachable: {error}", uncertain=True) from error
+
+
+def _default_record(kind: str, result: dict[str, Any]) -> tuple[str, str] | None:
+    if kind == "card_post":
+        return ("announced", f"Initial notification posted to <#{result['channel']}>")
+    if kind == "pagerduty" and result.get("status") == "dry_run":
+        return (
+            "paged",
+            f"DRY RUN: would have paged via PagerDuty (dedup key {result.get('dedup_key')}); nothing was sent",
+        )
+    if kind == "pagerduty":
+        return ("paged", f"Paged via PagerDuty (dedup key {result.get('dedup_key')})")
+    return None

@@ -1,0 +1,443 @@
+"""Configuration: environment variables for wiring, a YAML file for policy and the service catalog.
+
+Both are public interfaces (Helm values, .env files), so every bad value fails start-up with a message that
+names the offending key rather than a stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+ESCALATION_TARGET = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+SEVERITY_KEYS = ("P1", "P2", "P3", "P4")
+
+
+class ConfigError(Exception):
+    """Start-up configuration is unusable; the message names the key."""
+
+
+def _duration(value: Any) -> timedelta:
+    from bot.core.durations import parse_duration
+
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m, 1h or 2h30m")
+    return parse_duration(value)
+
+
+def _optional_duration(value: Any) -> timedelta | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "none", "never")):
+        return None
+    return _duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+OptionalDuration = Annotated[timedelta | None, BeforeValidator(_optional_duration)]
+
+
+class PerSeverity(BaseModel):
+    """A duration per severity; `off` (or null) turns it off for that severity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    P1: OptionalDuration = None
+    P2: OptionalDuration = None
+    P3: OptionalDuration = None
+    P4: OptionalDuration = None
+
+    def for_severity(self, severity: int) -> timedelta | None:
+        return getattr(self, f"P{severity}")  # type: ignore[no-any-return]
+
+
+def _per_severity(defaults: dict[str, str | None]) -> Any:
+    """Missing severities keep their defaults, so `update_interval: {P1: 15m}` changes only P1."""
+
+    def merge(value: Any) -> Any:
+        if value is None:
+            return dict(defaults)
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping of P1..P4 to durations, e.g. {P1: 30m, P2: 1h}")
+        return {**defaults, **value}
+
+    return BeforeValidator(merge)
+
+
+class ApprovalCounts(BaseModel):
+    """Distinct approvals a remediation needs, by severity (remediation runbook: P1 one, P2 two)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    P1: int = Field(default=1, ge=1, le=10)
+    P2: int = Field(default=2, ge=1, le=10)
+    P3: int = Field(default=2, ge=1, le=10)
+    P4: int = Field(default=2, ge=1, le=10)
+
+    def for_severity(self, severity: int) -> int:
+        return int(getattr(self, f"P{severity}"))
+
+
+def _merge_counts(value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of P1..P4 to a number of approvals, e.g. {P1: 1, P2: 2}")
+    return value
+
+
+class PolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    update_interval: Annotated[
+        PerSeverity, _per_severity({"P1": "30m", "P2": "1h", "P3": None, "P4": None})
+    ] = Field(default_factory=lambda: PerSeverity(P1=timedelta(minutes=30), P2=timedelta(hours=1)))
+    ack_deadline: Annotated[PerSeverity, _per_severity({"P1": "15m", "P2": "1h", "P3": "4h", "P4": None})] = (
+        Field(
+            default_factory=lambda: PerSeverity(
+                P1=timedelta(minutes=15), P2=timedelta(hours=1), P3=timedelta(hours=4)
+            )
+        )
+    )
+    max_escalations: int = Field(default=3, ge=0, le=20)
+    approvals_required: Annotated[ApprovalCounts, BeforeValidator(_merge_counts)] = Field(
+        default_factory=lambda: ApprovalCounts()
+    )
+    approval_ttl: Duration = timedelta(minutes=30)
+    min_monitoring: Duration = timedelta(minutes=10)
+    postmortem_due: Duration = timedelta(hours=48)
+    customer_notification_min_users: int = Field(default=100, ge=0)
+
+
+class ApproversConfig(BaseModel):
+    """Who may approve remediation: listed users and/or members of a Slack user group."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    users: list[str] = Field(default_factory=list)
+    usergroup: str | None = None
+
+    @field_validator("users")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not SLACK_USER_ID.match(user):
+                raise ValueError(f"must be Slack user ids like U012ABCDEF, got {user!r}")
+        return value
+
+    @field_validator("usergroup")
+    @classmethod
+    def _group_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^S[A-Z0-9]{2,}$", value):
+            raise ValueError(f"must be a Slack user group id like S012ABCDEF, got {value!r}")
+        return value
+
+
+class FlagConfig(BaseModel):
+    """A feature flag TARS may change: only these, only to these values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str
+    path: str | None = None  # default /production/<service>/<flag name>
+    values: list[str] = Field(default_factory=lambda: ["true", "false"], min_length=1)
+    description: str = ""
+
+    def parameter_path(self, name: str) -> str:
+        return self.path or f"/production/{self.service}/{name}"
+
+
+class GitHubConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = "https://api.github.com"  # GitHub Enterprise: https://github.example.com/api/v3
+    postmortem_repository: str | None = None
+
+
+class KubernetesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kubeconfig: str | None = None  # default: in-cluster config, else ~/.kube/config
+
+
+class AwsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str | None = None
+    endpoint_url: str | None = None  # for AWS-compatible endpoints (LocalStack, moto); normally unset
+
+
+class SchedulerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tick: Duration = timedelta(seconds=15)
+
+
+class PagerDutyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class KubernetesTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str
+    deployment: str
+    context: str | None = None
+
+
+class EcsTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cluster: str
+    service: str
+    region: str | None = None
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    oncall: str = Field(description="Slack user id paged when an incident is declared for this service")
+    description: str = ""
+    escalation: str | None = None
+    pagerduty_routing_key: str | None = None
+    kubernetes: KubernetesTarget | None = None
+    ecs: EcsTarget | None = None
+    max_replicas: int = Field(default=20, ge=1, le=1000)
+    lambda_functions: list[str] = Field(default_factory=list)
+    repository: str | None = None
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", value):
+            raise ValueError(f"must be owner/name, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_platform(self) -> ServiceConfig:
+        if self.kubernetes is not None and self.ecs is not None:
+            raise ValueError("give either kubernetes or ecs, not both: TARS must know which one to roll back")
+        return self
+
+    @property
+    def platform(self) -> str | None:
+        return "kubernetes" if self.kubernetes else "ecs" if self.ecs else None
+
+    @field_validator("escalation")
+    @classmethod
+    def _escalation_target(cls, value: str | None) -> str | None:
+        if value is not None and not ESCALATION_TARGET.match(value):
+            raise ValueError(f"must be a Slack user id (U...) or user group id (S...), got {value!r}")
+        return value
+
+    @field_validator("oncall")
+    @classmethod
+    def _user_id(cls, value: str) -> str:
+        if not SLACK_USER_ID.match(value):
+            raise ValueError(f"must be a Slack user id like U012ABCDEF, got {value!r}")
+        return value
+
+
+class FileConfig(BaseModel):
+    """The YAML document named by TARS_CONFIG."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incidents_channel: str | None = None
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
+    approvers: ApproversConfig = Field(default_factory=ApproversConfig)
+    dry_run: bool = False
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    aws: AwsConfig = Field(default_factory=AwsConfig)
+    flags: dict[str, FlagConfig] = Field(default_factory=dict)
+    github: GitHubConfig = Field(default_factory=GitHubConfig)
+
+    @model_validator(mode="after")
+    def _flags_name_known_services(self) -> FileConfig:
+        for name, flag in self.flags.items():
+            if flag.service not in self.services:
+                raise ValueError(f"flags.{name}.service: {flag.service!r} is not a service in `services`")
+        return self
+
+    @field_validator("incidents_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not SLACK_CHANNEL_ID.match(value):
+            raise ValueError(f"must be a Slack channel id like C012ABCDEF, got {value!r}")
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, value: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        for name in value:
+            if not SERVICE_NAME.match(name):
+                raise ValueError(f"service name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return value
+
+
+class EnvSettings(BaseSettings):
+    """Environment variables; names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = "sqlite:///tars.db"
+    port: int = Field(default=3000, ge=0, le=65535)
+    tars_config: str | None = None
+    tars_incidents_channel: str | None = None
+    github_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything TARS needs to start, already validated."""
+
+    database_url: str
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    port: int = 3000
+    incidents_channel: str | None = None
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    pagerduty: PagerDutyConfig = field(default_factory=PagerDutyConfig)
+    approvers: ApproversConfig = field(default_factory=ApproversConfig)
+    dry_run: bool = False
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    flags: dict[str, FlagConfig] = field(default_factory=dict)
+    github: GitHubConfig = field(default_factory=GitHubConfig)
+    github_token: str | None = None
+    config_source: str = "built-in example catalog"
+    # Pace posts to Slack's published rate limits. Always on in production; tests against the emulator turn it
+    # off unless they test the pacing itself, so they do not wait a second per post.
+    pace_slack: bool = True
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for Postgres URLs written the way people usually write them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _format_validation_error(error: ValidationError, source: str, *, env_names: bool = False) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if env_names:
+            key = key.upper()
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{key}: {message}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def parse_file_config(document: Any, source: str) -> FileConfig:
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    try:
+        return FileConfig.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def read_file_config(path: str | None) -> tuple[FileConfig, str]:
+    """The YAML policy file, or the built-in example catalog when no file is named."""
+    if path is None:
+        text = resources.files("bot.core").joinpath("default_config.yaml").read_text(encoding="utf-8")
+        source = "built-in example catalog"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"TARS_CONFIG: cannot read {path}: {error.strerror}") from None
+        source = f"TARS_CONFIG {path}"
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    return parse_file_config(document, source), source
+
+
+def load_config(environ: dict[str, str] | None = None) -> Config:
+    """Build the configuration from the environment (and the YAML file it names)."""
+    env_source = dict(os.environ if environ is None else environ)
+    try:
+        env = EnvSettings(_env_file=None, **{k.lower(): v for k, v in env_source.items() if _is_ours(k)})
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, "environment", env_names=True)) from None
+    file_config, source = read_file_config(env.tars_config or None)
+    channel = env.tars_incidents_channel or file_config.incidents_channel
+    if channel is not None and not SLACK_CHANNEL_ID.match(channel):
+        raise ConfigError(
+            f"TARS_INCIDENTS_CHANNEL: must be a Slack channel id like C012ABCDEF, got {channel!r}"
+        )
+    api_url = env.slack_api_url if env.slack_api_url.endswith("/") else env.slack_api_url + "/"
+    return Config(
+        database_url=normalize_database_url(env.database_url),
+        slack_bot_token=env.slack_bot_token or None,
+        slack_signing_secret=env.slack_signing_secret or None,
+        slack_app_token=env.slack_app_token or None,
+        slack_api_url=api_url,
+        port=env.port,
+        incidents_channel=channel,
+        services=dict(file_config.services),
+        policy=file_config.policy,
+        scheduler=file_config.scheduler,
+        pagerduty=file_config.pagerduty,
+        approvers=file_config.approvers,
+        dry_run=file_config.dry_run,
+        kubernetes=file_config.kubernetes,
+        aws=file_config.aws,
+        flags=dict(file_config.flags),
+        github=file_config.github,
+        github_token=env.github_token or None,
+        config_source=source,
+    )
+
+
+_ENV_KEYS = {name.upper() for name in EnvSettings.model_fields}
+
+
+def _is_ours(key: str) -> bool:
+    return key.upper() in _ENV_KEYS

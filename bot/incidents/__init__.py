@@ -1,0 +1,1 @@
+"""Incidents: the record, its lifecycle rules, the command parser, the flows and the post-mortem."""

@@ -1,0 +1,495 @@
+"""Parsing `/incident ...` text into typed commands.
+
+Pure and fast on purpose: it runs before the ack, so a typo is answered inside Slack's 3 seconds with a reply
+that says exactly what was wrong and how to write it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.core.domain_errors import UsageError
+from bot.incidents import input_rules
+from bot.incidents.incident_records import OPEN_STATUSES, Status
+from bot.incidents.input_rules import clean
+from bot.slack.rendering import echo, escape
+
+_USAGE = {
+    "declare": '/incident declare <service> <P1|P2|P3|P4> <description...> [impact="..."]',
+    "ack": "/incident ack <incident>",
+    "status": "/incident status <incident> <investigating|mitigating|monitoring>",
+    "severity": "/incident severity <incident> <P1|P2|P3|P4>",
+    "update": '/incident update <incident> <latest findings...> [eta="..."]',
+    "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>] [--force]",
+    "rollback": "/incident rollback <incident> [<service>] [to=<revision> | commit=<sha>]",
+    "hotfix": "/incident hotfix <incident> <summary...>",
+    "postmortem": "/incident postmortem <incident>",
+    "scale": "/incident scale <incident> <service> <replicas>",
+    "flag": "/incident flag <incident> <flag> <value>",
+    "env": "/incident env <incident> <function> KEY=value [KEY=value...]",
+    "list": "/incident list",
+    "show": "/incident show <incident>",
+    "help": "/incident help",
+}
+# As shown in mrkdwn replies: `<service>` must not reach Slack as markup.
+USAGE = {name: escape(usage) for name, usage in _USAGE.items()}
+
+REF_PATTERN = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.IGNORECASE)
+SEVERITY_PATTERN = re.compile(r"^p([1-4])$", re.IGNORECASE)
+# key=value options; the value may be quoted with straight or curly quotes (Slack clients curl them).
+OPTION_PATTERN = re.compile(
+    r"""(?<!\S)(?P<key>[a-z]+)=(?:"(?P<dq>[^"]*)"|“(?P<cq>[^”]*)”|'(?P<sq>[^']*)'|(?P<bare>\S+))"""
+)
+
+
+@dataclass(frozen=True)
+class Declare:
+    service: str
+    severity: int
+    description: str
+    impact: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenDeclareModal:
+    pass
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    incident_id: int
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    incident_id: int
+    status: Status
+
+
+@dataclass(frozen=True)
+class SetSeverity:
+    incident_id: int
+    severity: int
+
+
+@dataclass(frozen=True)
+class PostUpdate:
+    incident_id: int
+    findings: str
+    eta: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolve:
+    incident_id: int
+    root_cause: str
+    users_affected: int | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class RequestRollback:
+    incident_id: int
+    service: str | None = None
+    to_revision: int | None = None
+
+
+@dataclass(frozen=True)
+class RollbackByCommit:
+    incident_id: int
+    service: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class OpenHotfixModal:
+    incident_id: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class DraftPostmortem:
+    incident_id: int
+
+
+@dataclass(frozen=True)
+class RequestScale:
+    incident_id: int
+    service: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class RequestFlag:
+    incident_id: int
+    flag: str
+    value: str
+
+
+@dataclass(frozen=True)
+class RequestEnv:
+    incident_id: int
+    function: str
+    changes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ListOpen:
+    pass
+
+
+@dataclass(frozen=True)
+class Show:
+    incident_id: int
+
+
+@dataclass(frozen=True)
+class Help:
+    topic: str | None = None
+
+
+Command = (
+    Declare
+    | OpenDeclareModal
+    | Acknowledge
+    | SetStatus
+    | SetSeverity
+    | PostUpdate
+    | Resolve
+    | ListOpen
+    | Show
+    | Help
+    | RequestRollback
+    | RequestScale
+    | RequestFlag
+    | RequestEnv
+    | RollbackByCommit
+    | OpenHotfixModal
+    | DraftPostmortem
+)
+
+
+def parse_ref(token: str, usage: str) -> int:
+    match = REF_PATTERN.match(token.strip())
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(
+            f"`{echo(token)}` is not an incident reference; write it as `42`, `#42` or `INC-42`.\nUsage: `{usage}`"
+        )
+    return int(match.group(1))
+
+
+def parse_severity(token: str, usage: str) -> int:
+    match = SEVERITY_PATTERN.match(token.strip())
+    if not match:
+        raise UsageError(f"`{echo(token)}` is not a severity; use one of P1, P2, P3, P4.\nUsage: `{usage}`")
+    return int(match.group(1))
+
+
+def validate_service(name: str, known: Iterable[str]) -> str:
+    service = name.strip().lower()
+    known_sorted = sorted(known)
+    if service not in known_sorted:
+        listing = (
+            ", ".join(f"`{s}`" for s in known_sorted) or "(none configured: add `services:` to TARS_CONFIG)"
+        )
+        raise UsageError(
+            f"Unknown service `{echo(name)}`. Known services: {listing}.\nUsage: `{USAGE['declare']}`"
+        )
+    return service
+
+
+def _take_options(text: str, allowed: set[str], usage: str) -> tuple[str, dict[str, str]]:
+    options: dict[str, str] = {}
+
+    def _collect(match: re.Match[str]) -> str:
+        key = match.group("key").lower()
+        if key not in allowed:
+            return match.group(0)
+        if key in options:
+            raise UsageError(f"`{echo(key)}=` is given twice.\nUsage: `{usage}`")
+        value = next(v for v in (match.group(g) for g in ("dq", "cq", "sq", "bare")) if v is not None)
+        options[key] = value.strip()
+        return ""
+
+    rest = OPTION_PATTERN.sub(_collect, text)
+    return " ".join(rest.split()), options
+
+
+def _split(text: str, count: int) -> list[str]:
+    """The first `count` whitespace-separated words, then the remainder as one string."""
+    return text.strip().split(maxsplit=count)
+
+
+def parse_command(text: str, known_services: Iterable[str]) -> Command:
+    """`text` as Slack sends it (`&`, `<`, `>` escaped) → a command whose fields hold what the person typed.
+
+    Raises UsageError, and only UsageError, for anything else: a reply that says what to change.
+    """
+    text = input_rules.slack_unescape(text)
+    input_rules.check_command_length(text)
+    words = _split(text, 1)
+    if not words:
+        return Help()
+    name = words[0].lower()
+    rest = words[1] if len(words) > 1 else ""
+    parser = _PARSERS.get(name)
+    if parser is None:
+        raise UsageError(f"Unknown sub-command `{echo(words[0])}`.\n" + help_text())
+    return parser(rest, known_services)
+
+
+def _require(parts: list[str], count: int, what: str, usage: str) -> None:
+    if len(parts) < count:
+        raise UsageError(f"Missing {what}.\nUsage: `{usage}`")
+
+
+def _parse_declare(rest: str, known: Iterable[str]) -> Command:
+    usage = USAGE["declare"]
+    if not rest.strip():
+        return OpenDeclareModal()
+    body, options = _take_options(rest, {"impact"}, usage)
+    parts = _split(body, 2)
+    _require(parts, 1, "the service", usage)
+    service = validate_service(parts[0], known)
+    _require(parts, 2, "the severity (P1, P2, P3 or P4)", usage)
+    severity = parse_severity(parts[1], usage)
+    _require(parts, 3, "the description", usage)
+    impact = clean(input_rules.IMPACT, options["impact"]) if "impact" in options else None
+    return Declare(
+        service=service,
+        severity=severity,
+        description=clean(input_rules.DESCRIPTION, parts[2]),
+        impact=impact or None,
+    )
+
+
+def _parse_ack(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["ack"]
+    parts = _split(rest, 1)
+    _require(parts, 1, "the incident", usage)
+    if len(parts) > 1:
+        raise UsageError(f"`ack` takes only the incident.\nUsage: `{usage}`")
+    return Acknowledge(parse_ref(parts[0], usage))
+
+
+def _parse_status(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["status"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the new status", usage)
+    if len(parts) > 2:
+        raise UsageError(f"`status` takes the incident and one status.\nUsage: `{usage}`")
+    wanted = parts[1].lower()
+    if wanted == Status.RESOLVED.value:
+        raise UsageError(f"To resolve, use `{USAGE['resolve']}`: the root cause is required.")
+    allowed = {s.value: s for s in OPEN_STATUSES}
+    if wanted not in allowed:
+        raise UsageError(
+            f"`{echo(parts[1])}` is not a status; use investigating, mitigating or monitoring.\nUsage: `{usage}`"
+        )
+    return SetStatus(incident_id, allowed[wanted])
+
+
+def _parse_severity(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["severity"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the new severity", usage)
+    if len(parts) > 2:
+        raise UsageError(f"`severity` takes the incident and one severity.\nUsage: `{usage}`")
+    return SetSeverity(incident_id, parse_severity(parts[1], usage))
+
+
+def _parse_update(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["update"]
+    body, options = _take_options(rest, {"eta"}, usage)
+    parts = _split(body, 1)
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the latest findings", usage)
+    eta = clean(input_rules.ETA, options["eta"]) if "eta" in options else None
+    return PostUpdate(incident_id, findings=clean(input_rules.FINDINGS, parts[1]), eta=eta or None)
+
+
+def _parse_resolve(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["resolve"]
+    body, options = _take_options(rest, {"users"}, usage)
+    words = body.split()
+    force = "--force" in words
+    body = " ".join(word for word in words if word != "--force")
+    parts = _split(body, 1)
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the root cause", usage)
+    users = options.get("users")
+    return Resolve(
+        incident_id,
+        root_cause=clean(input_rules.ROOT_CAUSE, parts[1]),
+        users_affected=parse_users_affected(users, usage),
+        force=force,
+    )
+
+
+def parse_users_affected(value: str | None, usage: str) -> int | None:
+    if value is None or value == "":
+        return None
+    cleaned = value.replace(",", "").replace("_", "")
+    if not re.fullmatch(r"[0-9]{1,9}", cleaned):
+        raise UsageError(
+            f"`users={echo(value)}` must be a whole number of users, e.g. `users=1200`.\nUsage: `{usage}`"
+        )
+    return int(cleaned)
+
+
+def _parse_rollback(rest: str, known: Iterable[str]) -> Command:
+    usage = USAGE["rollback"]
+    body, options = _take_options(rest, {"to", "commit"}, usage)
+    parts = body.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    if len(parts) > 2:
+        raise UsageError(f"`rollback` takes the incident and at most one service.\nUsage: `{usage}`")
+    service = validate_service(parts[1], known) if len(parts) == 2 else None
+    if "commit" in options:
+        if "to" in options:
+            raise UsageError(
+                f"Give either `to=` (a deployment revision) or `commit=` (a Git commit), not both.\nUsage: `{usage}`"
+            )
+        if service is None:
+            raise UsageError(
+                f"A rollback by commit needs the service, whose repository it is.\nUsage: `{usage}`"
+            )
+        if not re.fullmatch(r"[0-9a-fA-F]{7,40}", options["commit"]):
+            raise UsageError(
+                f"`commit={echo(options['commit'])}` is not a commit sha (7 to 40 hex digits).\nUsage: `{usage}`"
+            )
+        return RollbackByCommit(incident_id, service, options["commit"].lower())
+    to_revision = None
+    if "to" in options:
+        if not re.fullmatch(r"[0-9]{1,6}", options["to"]) or int(options["to"]) == 0:
+            raise UsageError(
+                f"`to={echo(options['to'])}` must be a revision number, e.g. `to=6`.\nUsage: `{usage}`"
+            )
+        to_revision = int(options["to"])
+    return RequestRollback(incident_id, service, to_revision)
+
+
+def _parse_scale(rest: str, known: Iterable[str]) -> Command:
+    usage = USAGE["scale"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the service", usage)
+    service = validate_service(parts[1], known)
+    _require(parts, 3, "the number of replicas", usage)
+    if len(parts) > 3:
+        raise UsageError(f"`scale` takes the incident, the service and a number.\nUsage: `{usage}`")
+    if not re.fullmatch(r"[0-9]{1,4}", parts[2]):
+        raise UsageError(f"`{echo(parts[2])}` is not a number of replicas.\nUsage: `{usage}`")
+    return RequestScale(incident_id, service, int(parts[2]))
+
+
+def _parse_flag(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["flag"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the flag (`/incident help flags` lists them)", usage)
+    _require(parts, 3, "the new value", usage)
+    if len(parts) > 3:
+        raise UsageError(f"`flag` takes the incident, one flag and one value.\nUsage: `{usage}`")
+    return RequestFlag(
+        incident_id, clean(input_rules.FLAG_NAME, parts[1]), clean(input_rules.FLAG_VALUE, parts[2])
+    )
+
+
+ENV_PAIR = re.compile(r"""(?<!\S)([A-Za-z][A-Za-z0-9_]*)=(?:"([^"]*)"|'([^']*)'|(\S*))""")
+
+
+def _parse_env(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["env"]
+    text = rest.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'")
+    parts = text.split(maxsplit=2)
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "the function", usage)
+    _require(parts, 3, "at least one KEY=value", usage)
+    changes: dict[str, str] = {}
+    leftover = ENV_PAIR.sub("", parts[2]).strip()
+    if leftover:
+        raise UsageError(f"`{echo(leftover.split()[0])}` is not a KEY=value pair.\nUsage: `{usage}`")
+    for key, double, single, bare in ENV_PAIR.findall(parts[2]):
+        if key in changes:
+            raise UsageError(f"`{echo(key)}` is given twice.\nUsage: `{usage}`")
+        changes[clean(input_rules.ENV_KEY, key)] = clean(input_rules.ENV_VALUE, double or single or bare)
+    return RequestEnv(incident_id, clean(input_rules.FUNCTION, parts[1]), changes)
+
+
+def _parse_hotfix(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["hotfix"]
+    parts = _split(rest, 1)
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    _require(parts, 2, "a one-line summary of the bug", usage)
+    return OpenHotfixModal(incident_id, clean(input_rules.HOTFIX_SUMMARY, parts[1]))
+
+
+def _parse_postmortem(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["postmortem"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    if len(parts) > 1:
+        raise UsageError(f"`postmortem` takes only the incident.\nUsage: `{usage}`")
+    return DraftPostmortem(parse_ref(parts[0], usage))
+
+
+def _parse_list(rest: str, _known: Iterable[str]) -> Command:
+    if rest.strip():
+        raise UsageError(f"`list` takes no arguments.\nUsage: `{USAGE['list']}`")
+    return ListOpen()
+
+
+def _parse_show(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["show"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    if len(parts) > 1:
+        raise UsageError(f"`show` takes only the incident.\nUsage: `{usage}`")
+    return Show(parse_ref(parts[0], usage))
+
+
+def _parse_help(rest: str, _known: Iterable[str]) -> Command:
+    return Help(rest.strip().lower() or None)
+
+
+_PARSERS = {
+    "declare": _parse_declare,
+    "ack": _parse_ack,
+    "acknowledge": _parse_ack,
+    "status": _parse_status,
+    "severity": _parse_severity,
+    "sev": _parse_severity,
+    "update": _parse_update,
+    "resolve": _parse_resolve,
+    "rollback": _parse_rollback,
+    "scale": _parse_scale,
+    "flag": _parse_flag,
+    "hotfix": _parse_hotfix,
+    "postmortem": _parse_postmortem,
+    "env": _parse_env,
+    "list": _parse_list,
+    "ls": _parse_list,
+    "show": _parse_show,
+    "help": _parse_help,
+}
+
+
+def help_text() -> str:
+    lines = ["*TARS incident commands* (an incident is `42`, `#42` or `INC-42`):"]
+    lines += [f"• `{usage}`" for usage in USAGE.values()]
+    lines.append("`/incident declare` with no arguments opens a form.")
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""Orchestration: apply a rule and queue its announcements in one transaction.
+
+The change and the announcements commit together, before the person is answered; the delivery engine picks
+the announcements up from the committed rows. A Slack outage can delay a post but never lose or roll back a
+change someone made at 3 a.m., and a crash right after the answer loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.comms.outbox import Outbox
+from bot.comms.reminders import Pager
+from bot.core.database import reading, transaction
+from bot.core.domain_errors import DomainError
+from bot.incidents.command_parser import Declare
+from bot.incidents.incident_records import Incident, Status, TimelineEvent
+from bot.incidents.lifecycle import Change, IncidentService
+from bot.slack import rendering
+
+
+class IncidentFlows:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        service: IncidentService,
+        outbox: Outbox,
+        pager: Pager,
+        *,
+        incidents_channel: str | None,
+    ) -> None:
+        self.sessions = sessions
+        self.service = service
+        self.outbox = outbox
+        self.pager = pager
+        self.incidents_channel = incidents_channel
+        # Called inside a resolution's transaction, to queue what follows it (e.g. the P1 post-mortem draft).
+        self.on_resolve: list[Callable[[Session, Incident, str], None]] = []
+
+    # --- commands ---------------------------------------------------------------------------------------------
+
+    def declare(self, command: Declare, *, actor: str, origin_channel: str | None) -> Incident:
+        channel = self.incidents_channel or origin_channel
+        if not channel:
+            raise DomainError("TARS does not know where to announce incidents: set TARS_INCIDENTS_CHANNEL.")
+        with transaction(self.sessions) as session:
+            change = self.service.declare(
+                session,
+                service=command.service,
+                severity=command.severity,
+                description=command.description,
+                impact=command.impact,
+                reporter=actor,
+            )
+            self.outbox.post_card(session, change.incident, channel)
+            self.pager.page(session, change.incident)
+        incident = change.incident
+        incident.channel_id = incident.channel_id or channel
+        return incident
+
+    def acknowledge(self, incident_id: int, *, actor: str) -> Change:
+        return self._change(
+            lambda s: self.service.acknowledge(s, incident_id, actor=actor),
+            note=lambda c: f"<@{actor}> acknowledged {c.incident.ref}.",
+        )
+
+    def set_status(self, incident_id: int, status: Status, *, actor: str) -> Change:
+        return self._change(
+            lambda s: self.service.set_status(s, incident_id, status, actor=actor),
+            note=lambda c: (
+                f"<@{actor}> changed the status of {c.incident.ref}: {c.event.text.removeprefix('Status ')}."
+            ),
+        )
+
+    def set_severity(self, incident_id: int, severity: int, *, actor: str) -> Change:
+        return self._change(
+            lambda s: self.service.set_severity(s, incident_id, severity, actor=actor),
+            note=lambda c: (
+                f"<@{actor}> changed the severity of {c.incident.ref}: {c.event.text.removeprefix('Severity ')}."
+            ),
+        )
+
+    def post_update(self, incident_id: int, *, findings: str, eta: str | None, actor: str) -> Change:
+        def apply(session: Session) -> Change:
+            change = self.service.record_update(session, incident_id, findings=findings, eta=eta, actor=actor)
+            incident = change.incident
+            self.outbox.channel_post(
+                session, incident, rendering.update_text(incident), rendering.update_blocks(incident)
+            )
+            return change
+
+        return self._change(apply, note=None)
+
+    def resolve(
+        self,
+        incident_id: int,
+        *,
+        root_cause: str,
+        users_affected: int | None,
+        actor: str,
+        force: bool = False,
+    ) -> Change:
+        def apply(session: Session) -> Change:
+            change = self.service.resolve(
+                session,
+                incident_id,
+                root_cause=root_cause,
+                users_affected=users_affected,
+                actor=actor,
+                force=force,
+            )
+            incident = change.incident
+            self.outbox.channel_post(
+                session, incident, rendering.resolved_text(incident), rendering.resolved_blocks(incident)
+            )
+            for hook in self.on_resolve:
+                hook(session, incident, actor)
+            return change
+
+        return self._change(apply, note=lambda c: rendering.resolved_summary(c.incident))
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def open_incidents(self) -> tuple[list[Incident], int]:
+        with reading(self.sessions) as session:
+            return self.service.list_open(session)
+
+    def incident_with_timeline(self, incident_id: int) -> tuple[Incident, list[TimelineEvent]]:
+        with reading(self.sessions) as session:
+            incident = self.service.get(session, incident_id)
+            return incident, self.service.timeline(session, incident_id)
+
+    def open_incident(self, incident_id: int) -> Incident:
+        """An incident that can still be changed, for opening a modal about it."""
+        with reading(self.sessions) as session:
+            incident = self.service.get(session, incident_id)
+        if not incident.is_open:
+            raise DomainError(f"{incident.ref} is already resolved.")
+        return incident
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+
+    def _change(self, apply: Callable[[Session], Change], *, note: Callable[[Change], str] | None) -> Change:
+        with transaction(self.sessions) as session:
+            change = apply(session)
+            self.outbox.refresh_card(session, change.incident, note(change) if note else None)
+        return change

@@ -1,0 +1,1 @@
+"""Remediation: requests, approvals, execution on the platforms, rollback advice and code fixes."""

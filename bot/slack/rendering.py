@@ -1,0 +1,982 @@
+"""Everything TARS shows in Slack: message text, Block Kit and modals, built in one place.
+
+Message `text` always carries the full runbook template, so notifications, screen readers and clients that
+ignore blocks still show the whole message.
+
+Two rules hold for every function here:
+
+- Anything a person typed (or an outside system returned) goes into mrkdwn through `escape`, so `<!here>`,
+  `<!channel>`, `<!subteam^…>`, `<@U…>` and `<https://…|label>` show as typed instead of pinging people or
+  disguising a link. Mentions TARS adds itself (`mention`, `mention_target`) still work. What is stored stays
+  as the person typed it; escaping happens only here.
+- Every message, ephemeral reply and modal returned here passes through `bot/slack_limits.py`, so it fits
+  Slack's limits however long the stored text is.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from typing import Any, ParamSpec
+
+from bot.incidents import input_rules
+from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
+from bot.slack.slack_limits import FIELD_TEXT, MESSAGE_TEXT, SECTION_TEXT, fit_blocks, fit_text, fit_view
+
+Block = dict[str, Any]
+P = ParamSpec("P")
+
+# action_ids the handlers listen for; Slack requires them unique within one actions block.
+ACK_ACTION = "incident_ack"
+STATUS_ACTION_PREFIX = "incident_status_"
+SEVERITY_ACTION = "incident_severity"
+RESOLVE_ACTION = "incident_resolve"
+DECLARE_VIEW = "incident_declare"
+RESOLVE_VIEW = "incident_resolve"
+
+# The reply to any request TARS cannot act on because its database does not answer.
+DATABASE_DOWN_TEXT = "TARS cannot reach its database right now; nothing was changed. Try again in a minute."
+
+
+def fmt_time(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "—"
+
+
+def fmt_duration(start: datetime, end: datetime) -> str:
+    minutes = max(0, int((end - start).total_seconds()) // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} {'hour' if hours == 1 else 'hours'} {minutes} {'minute' if minutes == 1 else 'minutes'}"
+
+
+def escape(text: str | None) -> str:
+    """Text from a person or an outside system, safe in mrkdwn: Slack's three escapes (`&`, `<`, `>`)."""
+    if not text:
+        return ""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def echo(text: str, limit: int = 60) -> str:
+    """Something a person typed, quoted back in a reply: control characters made visible, cut, escaped."""
+    visible = "".join("�" if unicodedata.category(char) in ("Cc", "Cs") else char for char in text)
+    return escape(fit_text(visible, limit))
+
+
+def _short(text: str | None, limit: int) -> str:
+    """User text escaped and cut to `limit` characters, for a place in a message that has a budget."""
+    return fit_text(escape(text), limit)
+
+
+def mention(user_id: str | None) -> str:
+    if not user_id:
+        return "unassigned"
+    if input_rules.USER_ID.fullmatch(user_id):
+        return f"<@{user_id}>"
+    return "TARS" if user_id == "tars" else escape(user_id)
+
+
+def severity_label(severity: int) -> str:
+    return f"P{severity}"
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _plain(text: str) -> Block:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [_mrkdwn(text)]}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    button: Block = {"type": "button", "text": _plain(text), "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def _option(text: str, value: str) -> Block:
+    return {"text": _plain(text), "value": value}
+
+
+def _fitted_text(render: Callable[P, str]) -> Callable[P, str]:
+    """A renderer of message text whose output always fits Slack's message text limit."""
+
+    @wraps(render)
+    def fitted(*args: P.args, **kwargs: P.kwargs) -> str:
+        return fit_text(render(*args, **kwargs))
+
+    return fitted
+
+
+def _fitted_blocks(render: Callable[P, list[Block]]) -> Callable[P, list[Block]]:
+    """A renderer of message blocks whose output always fits Slack's Block Kit limits."""
+
+    @wraps(render)
+    def fitted(*args: P.args, **kwargs: P.kwargs) -> list[Block]:
+        return fit_blocks(render(*args, **kwargs))
+
+    return fitted
+
+
+def _fitted_message(render: Callable[P, tuple[str, list[Block]]]) -> Callable[P, tuple[str, list[Block]]]:
+    @wraps(render)
+    def fitted(*args: P.args, **kwargs: P.kwargs) -> tuple[str, list[Block]]:
+        text, blocks = render(*args, **kwargs)
+        return fit_text(text), fit_blocks(blocks)
+
+    return fitted
+
+
+def _fitted_view(render: Callable[P, Block]) -> Callable[P, Block]:
+    @wraps(render)
+    def fitted(*args: P.args, **kwargs: P.kwargs) -> Block:
+        return fit_view(render(*args, **kwargs))
+
+    return fitted
+
+
+# --- the incident card: 🚨 initial notification, updated in place ---------------------------------------------
+
+
+def initial_lines(incident: Incident) -> list[str]:
+    return [
+        f"🚨 [{severity_label(incident.severity)}] Incident declared: {escape(incident.description)}",
+        f"🚨 INCIDENT {severity_label(incident.severity)}: {incident.service} — {incident.ref}",
+        f"Impact: {escape(incident.impact) or 'Being assessed'}",
+        f"Status: {incident.status_enum.label}",
+        f"On-call: {mention(incident.oncall)}",
+        f"Started: {fmt_time(incident.declared_at)}",
+    ]
+
+
+@_fitted_text
+def card_text(incident: Incident) -> str:
+    lines = initial_lines(incident)
+    if incident.acknowledged_at:
+        lines.append(
+            f"Acknowledged: {mention(incident.acknowledged_by)} at {fmt_time(incident.acknowledged_at)}"
+        )
+    if incident.status_enum == Status.RESOLVED:
+        lines.append(f"Resolved: {fmt_time(incident.resolved_at)} — {escape(incident.root_cause)}")
+    return "\n".join(lines)
+
+
+@_fitted_blocks
+def card_blocks(incident: Incident) -> list[Block]:
+    sev = severity_label(incident.severity)
+    description = _short(incident.description, SECTION_TEXT - 100)
+    heading = f"🚨 *[{sev}] Incident declared: {description}*"
+    if incident.status_enum == Status.RESOLVED:
+        heading = f"✅ *[{sev}] Resolved: {description}*"
+    fields = [
+        _mrkdwn(f"*Incident*\n{incident.ref} · `{incident.service}` · {sev}"),
+        _mrkdwn(f"*Status*\n{incident.status_enum.label}"),
+        _mrkdwn(f"*Impact*\n{escape(incident.impact) or 'Being assessed'}"),
+        _mrkdwn(f"*On-call*\n{mention(incident.oncall)}"),
+        _mrkdwn(f"*Started*\n{fmt_time(incident.declared_at)}"),
+        _mrkdwn(
+            "*Acknowledged*\n"
+            + (
+                f"{mention(incident.acknowledged_by)} at {fmt_time(incident.acknowledged_at)}"
+                if incident.acknowledged_at
+                else "Not yet"
+            )
+        ),
+    ]
+    if incident.commander:
+        fields.append(_mrkdwn(f"*Commander*\n{mention(incident.commander)}"))
+    if incident.latest_findings:
+        fields.append(_mrkdwn(f"*Latest findings*\n{escape(incident.latest_findings)}"))
+    if incident.eta:
+        fields.append(_mrkdwn(f"*ETA to resolution*\n{escape(incident.eta)}"))
+    if incident.status_enum == Status.RESOLVED:
+        fields.append(_mrkdwn(f"*Resolved*\n{fmt_time(incident.resolved_at)}"))
+        fields.append(_mrkdwn(f"*Root cause*\n{escape(incident.root_cause)}"))
+    blocks: list[Block] = [_section(heading), {"type": "section", "fields": fields[:10]}]
+    if incident.is_open:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"incident_card_{incident.id}",
+                "elements": card_actions(incident),
+            }
+        )
+    return blocks
+
+
+def card_actions(incident: Incident) -> list[Block]:
+    value = str(incident.id)
+    elements: list[Block] = []
+    if incident.acknowledged_at is None:
+        elements.append(_button("Acknowledge", ACK_ACTION, value, "primary"))
+    for status in OPEN_STATUSES:
+        if status != incident.status_enum:
+            elements.append(_button(status.label, STATUS_ACTION_PREFIX + status.value, value))
+    options = [_option(severity_label(s), f"{incident.id}:{s}") for s in (1, 2, 3, 4)]
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": SEVERITY_ACTION,
+            "placeholder": _plain("Severity"),
+            "options": options,
+            "initial_option": options[incident.severity - 1],
+        }
+    )
+    elements.append(_button("Resolve", RESOLVE_ACTION, value, "danger"))
+    return elements
+
+
+# --- 📊 update and ✅ resolution ----------------------------------------------------------------------------
+
+
+@_fitted_text
+def update_text(incident: Incident) -> str:
+    return "\n".join(
+        [
+            f"📊 INCIDENT UPDATE {severity_label(incident.severity)}: {incident.service}",
+            f"Status: {incident.status_enum.label}",
+            f"Latest findings: {_short(incident.latest_findings, FIELD_TEXT) or 'No findings recorded yet'}",
+            f"ETA to resolution: {_short(incident.eta, 400) or 'unknown'}",
+            f"Incident: {incident.ref}",
+        ]
+    )
+
+
+@_fitted_blocks
+def update_blocks(incident: Incident) -> list[Block]:
+    lines = update_text(incident).split("\n")
+    return [
+        _section(f"*{lines[0]}*\n" + "\n".join(lines[1:-1])),
+        _context(f"{incident.ref} · {escape(incident.description)}"),
+    ]
+
+
+def postmortem_line(incident: Incident) -> str:
+    if incident.postmortem_due_at:
+        return f"Scheduled for {fmt_time(incident.postmortem_due_at)}"
+    return "Not required"
+
+
+@_fitted_text
+def resolved_text(incident: Incident) -> str:
+    assert incident.resolved_at is not None
+    users = f"{incident.users_affected:,}" if incident.users_affected is not None else "unknown"
+    return "\n".join(
+        [
+            f"✅ INCIDENT RESOLVED {severity_label(incident.severity)}: {incident.service}",
+            f"Root cause: {_short(incident.root_cause, FIELD_TEXT)}",
+            f"Duration: {fmt_duration(incident.declared_at, incident.resolved_at)}",
+            f"Users affected: {users}",
+            f"Post-mortem: {postmortem_line(incident)}",
+            f"Incident: {incident.ref}",
+        ]
+    )
+
+
+@_fitted_blocks
+def resolved_blocks(incident: Incident) -> list[Block]:
+    lines = resolved_text(incident).split("\n")
+    return [
+        _section(f"*{lines[0]}*\n" + "\n".join(lines[1:-1])),
+        _context(f"{incident.ref} · {escape(incident.description)}"),
+    ]
+
+
+@_fitted_text
+def resolved_summary(incident: Incident) -> str:
+    """The one-line Phase 4 announcement, used in the card's thread."""
+    return (
+        f"✅ [{severity_label(incident.severity)}] Incident resolved: {incident.service} — "
+        f"{escape(incident.root_cause)}"
+    )
+
+
+@_fitted_text
+def page_text(incident: Incident, *, escalation_level: int | None = None) -> str:
+    prefix = f"⏫ Escalation {escalation_level}, still not acknowledged. " if escalation_level else ""
+    return (
+        f"{prefix}🚨 You are on call for `{incident.service}`: {incident.ref} [{severity_label(incident.severity)}] "
+        f"{_short(incident.description, FIELD_TEXT)}. Acknowledge with `/incident ack {incident.id}` or the "
+        "button on the card."
+    )
+
+
+def mention_target(target: str | None) -> str:
+    """A user (U…/W…) or a user group (S…) from the catalog, as Slack mentions them."""
+    if not target:
+        return ""
+    if target.startswith("S") and input_rules.USER_ID.fullmatch("U" + target[1:]):
+        return f"<!subteam^{target}>"
+    return mention(target)
+
+
+@_fitted_message
+def scheduled_update(
+    incident: Incident, *, nag_user: str | None, late_due: datetime | None
+) -> tuple[str, list[Block]]:
+    """The 📊 template on the cadence, asking for findings when none came since the last update."""
+    lines = update_text(incident).split("\n")
+    extra = []
+    if nag_user:
+        extra.append(
+            f"{mention(nag_user)} no new findings since the last update; "
+            f"please post them with `/incident update {incident.id} &lt;findings&gt;`."
+        )
+    if late_due:
+        extra.append(f"⏰ Late: this update was due at {fmt_time(late_due)}; TARS was not running then.")
+    text = "\n".join(lines[:-1] + extra + lines[-1:])
+    blocks = [_section(f"*{lines[0]}*\n" + "\n".join(lines[1:-1]))]
+    blocks += [_context(line) for line in extra]
+    blocks.append(_context(f"{incident.ref} · {escape(incident.description)}"))
+    return text, blocks
+
+
+@_fitted_text
+def escalation_text(incident: Incident, level: int, max_level: int, target: str | None, now: datetime) -> str:
+    waited = fmt_duration(incident.declared_at, now)
+    who = " ".join(
+        filter(None, [mention_target(target), mention(incident.oncall) if incident.oncall else ""])
+    )
+    return (
+        f"⏫ ESCALATION {level}/{max_level} [{severity_label(incident.severity)}] {incident.service}: "
+        f"{incident.ref} has not been acknowledged {waited} after it was declared. "
+        f"{who} please respond: `/incident ack {incident.id}`."
+    )
+
+
+@_fitted_text
+def customer_notification_text(incident: Incident) -> str:
+    users = f"{incident.users_affected:,}" if incident.users_affected is not None else "an unknown number of"
+    rule = "P1: always" if incident.severity == 1 else "P2 with more than 100 users affected"
+    owner = mention(incident.commander or incident.resolved_by)
+    return (
+        f"📣 Customer notification needed for {incident.ref} ({rule}): {users} users were affected. "
+        f"{owner} please notify affected customers."
+    )
+
+
+@_fitted_text
+def postmortem_reminder_text(incident: Incident, owner: str | None, *, due_now: bool) -> str:
+    when = "is due now" if due_now else f"is due in 24 hours ({fmt_time(incident.postmortem_due_at)})"
+    return (
+        f"📝 {mention(owner)} the post-mortem for {incident.ref} [{severity_label(incident.severity)}] "
+        f"{incident.service} {when}: timeline, root cause, contributing factors, action items, what went well."
+    )
+
+
+# --- ephemeral read-outs ----------------------------------------------------------------------------------------
+
+
+# A private read-out is not a document: past this it is cut, oldest timeline entries first.
+DETAIL_TEXT = 12_000
+TIMELINE_ENTRY = 1_500
+
+# Timeline entries whose text TARS writes from ids and its own words (or from a message already rendered
+# here): shown as stored, so their mentions work. Every other entry may carry someone's text and is escaped.
+_OWN_WORDS_KINDS = frozenset(
+    {
+        "acknowledged",
+        "status_changed",
+        "severity_changed",
+        "announced",
+        "paged",
+        "escalated",
+        "update_posted",
+        "customer_notification_reminder",
+        "postmortem_reminder",
+        "action_approval",
+        "action_expired",
+        "action_started",
+        "reminder",
+    }
+)
+
+
+def timeline_text(event: TimelineEvent) -> str:
+    """A timeline entry's text as mrkdwn."""
+    text = event.text if event.kind in _OWN_WORDS_KINDS else escape(event.text)
+    return fit_text(text, TIMELINE_ENTRY)
+
+
+@_fitted_text
+def incident_list_text(incidents: Sequence[Incident], now: datetime, *, total: int | None = None) -> str:
+    """The open incidents shown (most severe, oldest first), and a line for those left out of `total`."""
+    if not incidents:
+        return "No open incidents. :tada:"
+    total = len(incidents) if total is None else total
+    lines = [f"*Open incidents ({total}):*"]
+    for incident in incidents:
+        age = fmt_duration(incident.declared_at, now)
+        acked = "acknowledged" if incident.acknowledged_at else "*not acknowledged*"
+        lines.append(
+            f"• *{incident.ref}* {severity_label(incident.severity)} `{incident.service}` — "
+            f"{incident.status_enum.label}, {acked} — {_short(incident.description, 200)} "
+            f"(open {age}, on-call {mention(incident.oncall)})"
+        )
+    if total > len(incidents):
+        lines.append(f"…and {total - len(incidents)} more; `/incident show &lt;incident&gt;` has each one")
+    return _clip_lines(
+        lines, MESSAGE_TEXT, lambda n: f"…{n} more; `/incident show &lt;incident&gt;` has each one"
+    )
+
+
+def _clip_lines(lines: list[str], budget: int, more: Callable[[int], str]) -> str:
+    """As many whole lines as fit in `budget`, then a line saying how many were left out."""
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        if used + len(line) + 1 > budget - 100:
+            return "\n".join([*kept, more(len(lines) - index)])
+        kept.append(line)
+        used += len(line) + 1
+    return "\n".join(kept)
+
+
+@_fitted_text
+def incident_detail_text(
+    incident: Incident, events: Sequence[TimelineEvent], *, advice: str | None = None
+) -> str:
+    """`/incident show`: the incident, then its timeline; a long timeline keeps its latest entries."""
+    lines = [
+        f"*{incident.ref}* [{severity_label(incident.severity)}] `{incident.service}` — "
+        f"{_short(incident.description, FIELD_TEXT)}",
+        f"Status: {incident.status_enum.label}",
+        f"Impact: {_short(incident.impact, FIELD_TEXT) or 'Being assessed'}",
+        f"On-call: {mention(incident.oncall)} · Commander: {mention(incident.commander)} · "
+        f"Reporter: {mention(incident.reporter)}",
+        f"Declared: {fmt_time(incident.declared_at)}",
+    ]
+    if incident.acknowledged_at:
+        lines.append(
+            f"Acknowledged: {fmt_time(incident.acknowledged_at)} by {mention(incident.acknowledged_by)}"
+        )
+    if incident.mitigated_at:
+        lines.append(f"Mitigated: {fmt_time(incident.mitigated_at)}")
+    if incident.latest_findings:
+        lines.append(
+            f"Latest findings: {_short(incident.latest_findings, FIELD_TEXT)} "
+            f"(ETA {_short(incident.eta, 400) or 'unknown'})"
+        )
+    if incident.resolved_at:
+        users = f"{incident.users_affected:,}" if incident.users_affected is not None else "unknown"
+        lines += [
+            f"Resolved: {fmt_time(incident.resolved_at)} by {mention(incident.resolved_by)} "
+            f"after {fmt_duration(incident.declared_at, incident.resolved_at)}",
+            f"Root cause: {_short(incident.root_cause, FIELD_TEXT)}",
+            f"Users affected: {users}",
+            f"Post-mortem: {postmortem_line(incident)}",
+        ]
+    lines.append("*Timeline*")
+    tail = [f"*Rollback advice*: {escape(advice)}"] if advice else []
+    head = "\n".join(lines)
+    budget = DETAIL_TEXT - len(head) - sum(len(line) + 1 for line in tail)
+    entries = [
+        f"• {event.at:%Y-%m-%d %H:%M:%S} — {mention(event.actor)}: {timeline_text(event)}" for event in events
+    ]
+    # Newest first into the budget, then shown in order: the latest entries are the ones that matter now.
+    shown = _clip_lines(entries[::-1], budget, lambda n: f"…{n} earlier entries not shown").split("\n")
+    timeline = shown[::-1] if entries else []
+    return "\n".join([head, *timeline, *tail])
+
+
+# --- modals ---------------------------------------------------------------------------------------------------
+
+
+def _input(
+    block_id: str, label: str, element: Block, *, optional: bool = False, hint: str | None = None
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _plain(hint)
+    return block
+
+
+@_fitted_view
+def declare_modal(services: Iterable[str], *, channel_id: str | None) -> Block:
+    service_options = [_option(name, name) for name in sorted(services)]
+    severity_options = [_option(severity_label(s), severity_label(s)) for s in (1, 2, 3, 4)]
+    return {
+        "type": "modal",
+        "callback_id": DECLARE_VIEW,
+        "title": _plain("Declare an incident"),
+        "submit": _plain("Declare"),
+        "close": _plain("Cancel"),
+        "private_metadata": json.dumps({"channel_id": channel_id}),
+        "blocks": [
+            _input(
+                "service",
+                "Service",
+                {"type": "static_select", "action_id": "value", "options": service_options},
+            ),
+            _input(
+                "severity",
+                "Severity",
+                {"type": "static_select", "action_id": "value", "options": severity_options},
+                hint="P1 outage · P2 major degradation · P3 minor, workaround exists · P4 cosmetic",
+            ),
+            _input(
+                "description",
+                "What is broken?",
+                {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "max_length": input_rules.DESCRIPTION.limit,
+                },
+            ),
+            _input(
+                "impact",
+                "User impact",
+                {"type": "plain_text_input", "action_id": "value", "max_length": input_rules.IMPACT.limit},
+                optional=True,
+            ),
+        ],
+    }
+
+
+@_fitted_view
+def resolve_modal(incident: Incident, *, channel_id: str | None) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": RESOLVE_VIEW,
+        "title": _plain(f"Resolve {incident.ref}"),
+        "submit": _plain("Resolve"),
+        "close": _plain("Cancel"),
+        "private_metadata": json.dumps({"incident_id": incident.id, "channel_id": channel_id}),
+        "blocks": [
+            _section(
+                f"*{incident.ref}* [{severity_label(incident.severity)}] `{incident.service}` — "
+                f"{_short(incident.description, FIELD_TEXT)}"
+            ),
+            _input(
+                "root_cause",
+                "Root cause (one sentence)",
+                {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": input_rules.ROOT_CAUSE.limit,
+                },
+            ),
+            _input(
+                "users_affected",
+                "Users affected (estimate)",
+                {"type": "number_input", "action_id": "value", "is_decimal_allowed": False, "min_value": "0"},
+                optional=True,
+            ),
+            _input(
+                "force",
+                "Monitoring rule",
+                {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [
+                        _option("Resolve now even if it has not been Monitoring long enough", "force")
+                    ],
+                },
+                optional=True,
+                hint="The runbook asks for 10+ minutes in Monitoring first; an override is recorded in the timeline.",
+            ),
+        ],
+    }
+
+
+# --- remediation approval cards ----------------------------------------------------------------------------------
+
+APPROVE_ACTION = "remediation_approve"
+DENY_ACTION = "remediation_deny"
+
+_STATE_LINES = {
+    "pending": "⏳ Waiting for approval",
+    "executing": "▶️ Approved, running",
+    "succeeded": "✅ Succeeded",
+    "failed": "❌ Failed",
+    "denied": "🚫 Denied",
+    "expired": "⌛ Expired",
+}
+
+
+@_fitted_text
+def action_outcome_text(action: Any) -> str:
+    """What someone clicking a decided request is told."""
+    state = action.state
+    who = mention(action.decided_by) if action.decided_by else "nobody"
+    result = escape((action.result or {}).get("summary"))
+    if state == "executing":
+        return f"Request {action.ref} was already approved (last by {who}) and is running now."
+    if state in ("succeeded", "failed"):
+        return f"Request {action.ref} was already approved (last by {who}) and {state}: {result}"
+    if state == "denied":
+        return f"Request {action.ref} was denied by {who}."
+    if state == "expired":
+        return f"Request {action.ref} expired at {fmt_time(action.expires_at)}; make a new request."
+    return f"Request {action.ref} is {state}."
+
+
+@_fitted_text
+def action_card_text(action: Any, incident: Incident) -> str:
+    approvals = ", ".join(mention(user) for user in action.approvers) or "none yet"
+    lines = [
+        f"🔧 Remediation {action.ref} for {incident.ref} [{severity_label(incident.severity)}]: "
+        f"{_short(action.summary, FIELD_TEXT)}",
+        f"Requested by {mention(action.requested_by)} at {fmt_time(action.requested_at)}",
+        f"Approvals: {approvals} ({len(action.approvers)}/{action.required_approvals} needed, "
+        f"{severity_label(incident.severity)} policy; the requester cannot approve)",
+        f"State: {_STATE_LINES.get(action.state, action.state)}",
+    ]
+    if action.state == "pending":
+        lines.append(f"Expires at {fmt_time(action.expires_at)}")
+    if action.state == "expired":
+        lines.append(
+            f"Expired at {fmt_time(action.expires_at)} without enough approvals; make a new request."
+        )
+    if action.state == "denied":
+        lines.append(f"Denied by {mention(action.decided_by)}")
+    if action.result and action.result.get("summary"):
+        lines.append(f"Result: {_short(action.result['summary'], 500)}")
+    if action.advice:
+        lines.append(f"Rollback advice: {_short(action.advice, 500)}")
+    return "\n".join(lines)
+
+
+@_fitted_blocks
+def action_card_blocks(action: Any, incident: Incident) -> list[Block]:
+    lines = action_card_text(action, incident).split("\n")
+    blocks: list[Block] = [_section(f"*{lines[0]}*\n" + "\n".join(lines[1:]))]
+    if action.state == "pending":
+        value = str(action.id)
+        approve = _button("Approve", APPROVE_ACTION, value, "primary")
+        summary = escape(action.summary)
+        approve["confirm"] = _confirm("Approve this remediation?", summary, "Approve", "primary")
+        deny = _button("Deny", DENY_ACTION, value, "danger")
+        deny["confirm"] = _confirm("Deny this remediation?", summary, "Deny", "danger")
+        blocks.append(
+            {"type": "actions", "block_id": f"remediation_{action.id}", "elements": [approve, deny]}
+        )
+    return blocks
+
+
+def _confirm(title: str, text: str, confirm: str, style: str) -> Block:
+    """A confirmation dialog; `text` is mrkdwn (escaped by the caller) and is cut to fit by slack_limits."""
+    return {
+        "title": _plain(title),
+        "text": _mrkdwn(text),
+        "confirm": _plain(confirm),
+        "deny": _plain("Cancel"),
+        "style": style,
+    }
+
+
+@_fitted_text
+def action_started_text(action: Any, incident: Incident, *, dry_run: bool) -> str:
+    approvers = ", ".join(mention(user) for user in action.approvers)
+    prefix = "🧪 DRY RUN " if dry_run else ""
+    return (
+        f"{prefix}▶️ {incident.ref}: started remediation {action.ref}: {_short(action.summary, FIELD_TEXT)} "
+        f"(approved by {approvers})"
+    )
+
+
+@_fitted_text
+def action_result_text(action: Any, incident: Incident, *, ok: bool, summary: str) -> str:
+    mark = "✅" if ok else "❌"
+    verb = "succeeded" if ok else "failed"
+    return f"{mark} {incident.ref}: remediation {action.ref} {verb}: {_short(summary, FIELD_TEXT)}"
+
+
+@_fitted_text
+def action_progress_note(action: Any, message: str) -> str:
+    """A rollout's progress, as the platform reports it, in the incident thread."""
+    return f"⏳ {action.ref}: {_short(message, FIELD_TEXT)}"
+
+
+@_fitted_text
+def action_denied_note(action: Any, user: str) -> str:
+    return f"🚫 {mention(user)} denied remediation {action.ref}: {_short(action.summary, FIELD_TEXT)}"
+
+
+@_fitted_text
+def action_expired_note(action: Any) -> str:
+    return (
+        f"⌛ Remediation {action.ref} expired without enough approvals: {_short(action.summary, FIELD_TEXT)}"
+    )
+
+
+@_fitted_text
+def requested_reply(action: Any) -> str:
+    """The requester's private confirmation of a remediation request."""
+    return (
+        f"Requested remediation {action.ref}: {_short(action.summary, FIELD_TEXT)}. It needs "
+        f"{action.required_approvals} approval(s) from someone else; the card is in the incident thread."
+    )
+
+
+@_fitted_text
+def revert_requested_reply(action: Any) -> str:
+    return f"Requested {action.ref} to revert: {_short(action.summary, FIELD_TEXT)}. It needs approval."
+
+
+@_fitted_text
+def working_reply(what: str) -> str:
+    """The answer to a command whose work calls another system: what happens next, before it does."""
+    return f"On it: {what}. The result follows here."
+
+
+def declared_reply(incident: Incident) -> str:
+    return f"Declared *{incident.ref}* and paged {mention(incident.oncall)}; the card is going up in <#{incident.channel_id}>."
+
+
+@_fitted_text
+def reminder_text(mentions: Sequence[str], text: str, *, late_due: datetime | None) -> str:
+    """A reminder TARS set itself (`Planner.remind_at`), posted in the incident thread."""
+    who = " ".join(mention(user) for user in mentions)
+    line = f"⏰ {who} {text}".replace("  ", " ").strip()
+    if late_due:
+        line += f" (late: was due {fmt_time(late_due)})"
+    return line
+
+
+REVERT_FLAG_ACTION = "flag_revert"
+
+
+@_fitted_text
+def flags_help_text(flags: dict[str, Any]) -> str:
+    if not flags:
+        return "No feature flags are in the catalog (`flags:` in TARS_CONFIG)."
+    lines = [
+        "*Feature flags TARS may change* (`/incident flag &lt;incident&gt; &lt;flag&gt; &lt;value&gt;`, after approval):"
+    ]
+    for name, flag in sorted(flags.items()):
+        values = " | ".join(flag.values)
+        lines.append(
+            f"• `{name}` ({flag.service}) [{values}]: {flag.description or 'no description'} "
+            f"— `{flag.parameter_path(name)}`"
+        )
+    lines.append("Changes take effect within 60 seconds; no deployment is needed.")
+    return "\n".join(lines)
+
+
+@_fitted_blocks
+def flag_revert_blocks(text: str, action_id: int) -> list[Block]:
+    button = _button("Revert flag", REVERT_FLAG_ACTION, str(action_id))
+    button["confirm"] = _confirm(
+        "Request a revert?", "Puts the previous value back, after approval.", "Request", "primary"
+    )
+    return [_section(text), {"type": "actions", "block_id": f"flag_revert_{action_id}", "elements": [button]}]
+
+
+# --- GitHub: rollback issues, PR cards, hotfix issues ------------------------------------------------------------
+
+MERGE_ACTION = "pull_merge"
+HOTFIX_VIEW = "incident_hotfix"
+# The hotfix form's inputs (block ids) and the caps they share with everything else TARS accepts.
+HOTFIX_FIELDS = {
+    "summary": input_rules.HOTFIX_SUMMARY,
+    "evidence": input_rules.HOTFIX_EVIDENCE,
+    "affected": input_rules.HOTFIX_AFFECTED,
+    "approach": input_rules.HOTFIX_APPROACH,
+    "tests": input_rules.HOTFIX_TESTS,
+}
+
+CODE_FIX_REVIEW_TABLE = (
+    "*Code fix review* (remediation runbook)\n"
+    "• P1 (hotfix): 1 engineer approval, merge immediately after approval\n"
+    "• P2: 2 engineer approvals, normal merge process\n"
+    "• P3/P4: standard PR process, wait for the next release\n"
+    "TARS merges only when CI has passed: never force-merged."
+)
+
+
+def rollback_justification(incident: Incident, events: Sequence[TimelineEvent]) -> str:
+    findings = [str(e.data.get("findings", e.text)) for e in events if e.kind == "update"]
+    lines = [
+        f"Incident {incident.ref} [{severity_label(incident.severity)}] {incident.service}: {incident.description}",
+        f"Impact: {incident.impact or 'being assessed'}; declared {fmt_time(incident.declared_at)}.",
+        "Error rate before/after the deployment, from the incident's findings:",
+    ]
+    lines += [f"- {finding}" for finding in findings] or ["- (no findings recorded yet)"]
+    return "\n".join(lines)
+
+
+def rollback_issue_body(incident: Incident, plan: Any, justification: str) -> str:
+    return "\n".join(
+        [
+            "type: rollback",
+            "",
+            f"Roll back to commit `{plan.parent_sha}` by reverting `{plan.target_sha}` "
+            f"({plan.target_subject}) on `{plan.branch}`.",
+            "",
+            "## Justification",
+            justification,
+            "",
+            f"Opened by TARS for {incident.ref}. A revert PR follows; it merges only after approval and green CI.",
+        ]
+    )
+
+
+@_fitted_text
+def rollback_opened_text(incident: Incident, description: str, issue: Any, pull: Any) -> str:
+    return (
+        f"↩️ {incident.ref}: rollback issue <{issue.url}|{issue.repo}#{issue.number}> and revert PR "
+        f"<{pull.url}|{pull.repo}#{pull.number}> opened ({_short(description, FIELD_TEXT)})."
+    )
+
+
+@_fitted_text
+def merged_text(incident: Incident, actor: str, summary: str) -> str:
+    return f"🔀 {incident.ref}: {mention(actor)} merged {_short(summary, FIELD_TEXT)}"
+
+
+@_fitted_text
+def hotfix_opened_text(incident: Incident, actor: str, label: str, issue: Any, summary: str) -> str:
+    return (
+        f"🛠️ {incident.ref}: {mention(actor)} opened {label} issue <{issue.url}|{issue.repo}#{issue.number}>: "
+        f"{_short(summary, FIELD_TEXT)}"
+    )
+
+
+@_fitted_message
+def pull_card(incident: Incident, pull: Any, *, required: int, merge_value: str) -> tuple[str, list[Block]]:
+    head = pull.head_sha[:7] if pull.head_sha else "(dry run)"
+    text = (
+        f"🔀 Revert PR <{pull.url}|{pull.repo}#{pull.number}> for {incident.ref} (head {head}): needs {required} "
+        f"approving review(s) on GitHub ({severity_label(incident.severity)}) and green CI before Merge."
+    )
+    merge = _button("Merge", MERGE_ACTION, merge_value, "primary")
+    merge["confirm"] = _confirm(
+        "Merge this PR?", f"{pull.repo}#{pull.number} into production.", "Merge", "primary"
+    )
+    blocks = [
+        _section(text),
+        _section(CODE_FIX_REVIEW_TABLE),
+        {"type": "actions", "block_id": f"pull_{pull.number}", "elements": [merge]},
+    ]
+    return text, blocks
+
+
+def hotfix_issue_body(incident: Incident, fields: Any) -> str:
+    return "\n".join(
+        [
+            f"Incident: {incident.ref} [{severity_label(incident.severity)}] `{incident.service}` — {incident.description}",
+            "",
+            "## Error description and log evidence",
+            fields.evidence or "_to be added_",
+            "",
+            "## Affected service and file",
+            f"Service: `{incident.service}`" + (f"; file: `{fields.affected}`" if fields.affected else ""),
+            "",
+            "## Suggested fix approach",
+            fields.approach or "_to be added_",
+            "",
+            "## Test cases to verify the fix",
+            fields.tests or "_to be added_",
+        ]
+    )
+
+
+@_fitted_view
+def hotfix_modal(incident: Incident, summary: str, *, channel_id: str | None) -> Block:
+    def text_input(block_id: str, label: str, *, initial: str = "", optional: bool = False) -> Block:
+        field = HOTFIX_FIELDS[block_id]
+        element: Block = {
+            "type": "plain_text_input",
+            "action_id": "value",
+            "multiline": field.multiline,
+            "max_length": field.limit,
+        }
+        if initial:
+            element["initial_value"] = initial  # a form value, not mrkdwn: as typed
+        return _input(block_id, label, element, optional=optional)
+
+    return {
+        "type": "modal",
+        "callback_id": HOTFIX_VIEW,
+        "title": _plain(f"Hotfix {incident.ref}"),
+        "submit": _plain("Create issue"),
+        "close": _plain("Cancel"),
+        "private_metadata": json.dumps({"incident_id": incident.id, "channel_id": channel_id}),
+        "blocks": [
+            text_input("summary", "Summary", initial=summary),
+            text_input("evidence", "Error description and log evidence"),
+            text_input("affected", "Affected file (if known from the stack trace)", optional=True),
+            text_input("approach", "Suggested fix approach"),
+            text_input("tests", "Test cases to verify the fix"),
+        ],
+    }
+
+
+# --- post-mortem drafts -----------------------------------------------------------------------------------------
+
+# Slack's advice for message text; a longer draft goes up as a file, with its start in the message.
+POSTMORTEM_INLINE = 4_000
+
+
+@dataclass(frozen=True)
+class PostmortemDraft:
+    """The post-mortem draft as it goes to the incident thread: a message, and a file when it is long."""
+
+    text: str  # the thread message: the whole draft, or its start when `file_name` is set
+    file_name: str | None = None  # set: upload `file_content` as this file (files_upload_v2)
+    file_content: str | None = (
+        None  # the whole draft as Markdown; a file is not mrkdwn, so nothing is escaped
+    )
+    file_title: str | None = None  # the file's title in Slack (also how a lost upload is recognised)
+    file_comment: str | None = None  # the message the file is shared with
+
+
+def postmortem_draft(incident: Incident, markdown: str, link: str) -> PostmortemDraft:
+    """Decide how the draft is posted: in the message when it is short, else as a file with a preview."""
+    heading = f"📝 Post-mortem draft for {incident.ref}" + (f": {escape(link)}" if link else "")
+    body = escape(markdown)
+    whole = f"{heading}\n```\n{body}\n```"
+    if len(whole) <= POSTMORTEM_INLINE:
+        return PostmortemDraft(whole)
+    lines = [fit_text(line, 300) for line in body.split("\n")]
+    preview = _clip_lines(
+        lines,
+        POSTMORTEM_INLINE - len(heading) - 300,
+        lambda n: f"…{n} more lines (the whole timeline is in `/incident show {incident.id}`)",
+    )
+    filed = f"; it is filed at {escape(link)}" if link.startswith("http") else ""
+    file_name = f"{incident.ref}-postmortem.md"
+    text = (
+        f"{heading}\n```\n{preview}\n```\n"
+        f"The whole draft ({len(markdown):,} characters) is too long for a message, so it follows as the "
+        f"file `{file_name}`{filed}."
+    )
+    return PostmortemDraft(
+        fit_text(text),
+        file_name,
+        markdown,
+        f"Post-mortem draft for {incident.ref}",
+        f"📎 The whole post-mortem draft for {incident.ref}, as Markdown.",
+    )
+
+
+@_fitted_text
+def rollback_by_commit_reply(issue_url: str, pull_url: str) -> str:
+    return (
+        f"Opened rollback issue {escape(issue_url)} and revert PR {escape(pull_url)}; the PR card with Merge is in "
+        "the incident thread."
+    )
+
+
+@_fitted_text
+def postmortem_posted_reply(link: str) -> str:
+    return "Posted the post-mortem draft in the incident thread" + (f": {escape(link)}" if link else ".")
