@@ -77,7 +77,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         if missing.name != "sandbox" and not (missing.name or "").startswith("sandbox."):
             raise
         # The production image ships without the sandbox and its Slack emulator.
-        print("tars sandbox is not part of this install; run it from a checkout with `make run`", file=sys.stderr)
+        print(
+            "tars sandbox is not part of this install; run it from a checkout with `make run`",
+            file=sys.stderr,
+        )
         return 2
     return run_sandbox(script=args.script)
 
