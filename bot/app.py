@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from bot.comms.announcer import Announcer, reply_privately
 from bot.comms.delivery import DeliveryEngine
 from bot.comms.outbox import COMMAND_KIND, REMEDIATION_KIND, Outbox, wake_on_commit
-from bot.comms.reminders import Pager, Planner, ReminderHandlers
+from bot.comms.paging import Pager
+from bot.comms.reminders import Planner, ReminderHandlers
 from bot.comms.scheduler import Scheduler
+from bot.comms.senders import AnnouncementSenders
 from bot.comms.slack_budget import SlackBudget
 from bot.core.clock import Clock, SystemClock
 from bot.core.database import make_engine, make_session_factory
@@ -65,21 +67,26 @@ def build_tars(
     outbox = Outbox(clock)
     planner = Planner(clock, config.policy, config.services, outbox)
     pager = Pager(outbox, config.services)
+    service = IncidentService(clock, config.services, config.policy, planner)
+    senders = AnnouncementSenders(
+        sessions, Announcer(client), PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run)
+    )
     delivery = DeliveryEngine(
         sessions,
-        Announcer(client),
-        PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run),
+        senders.by_kind(),
         clock,
+        service.record_for,
         budget=SlackBudget(enforce=config.pace_slack),
     )
+    delivery.after_sent("card_post", service.card_posted)
     wake_on_commit(sessions, delivery.wake)
-    service = IncidentService(clock, config.services, config.policy, planner)
     flows = IncidentFlows(sessions, service, outbox, pager, incidents_channel=config.incidents_channel)
     scheduler = Scheduler(
         sessions, ReminderHandlers(planner, pager, outbox), delivery, clock, tick=config.scheduler.tick
     )
     approvers = ApproverDirectory(client, config.approvers)
     actions = ActionService(clock, config.policy, approvers, service)
+    delivery.after_sent("action_card_post", actions.card_posted)
     remediation = RemediationFlows(
         sessions,
         clock,

@@ -7,11 +7,12 @@ without it, and boto3/botocore are loaded only when a client is first built or a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from integrations.plans import IntegrationError
+from integrations.plans import Integration, IntegrationError
 
 # region -> client of the integration's service. An injected factory (tests, custom credentials) owns its
 # clients' retry policy, so the one client it returns serves reads and writes alike.
@@ -124,3 +125,29 @@ class AwsClients:
             endpoint_url=self._endpoint_url,
             config=Config(retries=WRITE_RETRIES if mutating else READ_RETRIES),
         )
+
+
+class AwsIntegration(Integration):
+    """What the AWS integrations share: their boto3 clients (built on first use), the default region, and a
+    clock for waiting on AWS."""
+
+    service: ClassVar[str]  # the boto3 service name: ecs, ssm, lambda
+
+    def __init__(
+        self,
+        *,
+        client_factory: ClientFactory | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(dry_run=dry_run)
+        self._clients = AwsClients(self.service, client_factory=client_factory, endpoint_url=endpoint_url)
+        self._region = region
+        self._clock = clock
+        self._sleep = sleep
+
+    def _client(self, region: str | None = None, *, mutating: bool = False) -> Any:
+        return self._clients.get(region or self._region, mutating=mutating)

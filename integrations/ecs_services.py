@@ -7,14 +7,13 @@ execution re-reads the service and refuses (TargetChanged) if someone changed it
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from integrations.aws_clients import AwsClients, ClientFactory, call, utc
-from integrations.plans import ActionResult, IntegrationError, NothingToDo, TargetChanged
+from integrations.aws_clients import AwsIntegration, call, utc
+from integrations.plans import ActionResult, IntegrationError, NothingToDo, Prepared, TargetChanged
 
 log = logging.getLogger(__name__)
 
@@ -135,23 +134,8 @@ def _assess(name: str, service: Mapping[str, Any]) -> _Rollout:
     return _Rollout(stable, failed, f"{name}: {running} of {desired} tasks running{suffix}")
 
 
-class EcsServices:
-    def __init__(
-        self,
-        *,
-        client_factory: ClientFactory | None = None,
-        endpoint_url: str | None = None,
-        dry_run: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clients = AwsClients("ecs", client_factory=client_factory, endpoint_url=endpoint_url)
-        self.dry_run = dry_run
-        self._clock = clock
-        self._sleep = sleep
-
-    def _client(self, region: str | None, *, mutating: bool = False) -> Any:
-        return self._clients.get(region, mutating=mutating)
+class EcsServices(AwsIntegration):
+    service = "ecs"
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -179,7 +163,8 @@ class EcsServices:
                 f"ECS service {ref.service!r} not found in cluster {ref.cluster!r} ({reasons})",
                 details={"cluster": ref.cluster, "service": ref.service, "reason": reasons},
             )
-        return services[0]
+        service: dict[str, Any] = services[0]
+        return service
 
     def _task_definition(self, region: str | None, task_definition: str) -> dict[str, Any]:
         response = call(
@@ -188,7 +173,8 @@ class EcsServices:
             "describe_task_definition",
             taskDefinition=task_definition,
         )
-        return response["taskDefinition"]
+        definition: dict[str, Any] = response["taskDefinition"]
+        return definition
 
     def snapshot(self, ref: EcsServiceRef) -> EcsSnapshot:
         service = self._describe_service(ref)
@@ -266,7 +252,7 @@ class EcsServices:
                 "re-plan the rollback",
                 details={"planned": planned.task_definition_arn, "current": current.task_definition_arn},
             )
-        params = {
+        params: dict[str, Any] = {
             "cluster": ref.cluster,
             "service": ref.service,
             "taskDefinition": plan.to_task_definition_arn,
@@ -275,36 +261,35 @@ class EcsServices:
         request = {"operation": "UpdateService", "params": params}
         images = ", ".join(f"image {name}={image}" for name, image in plan.to_images.items())
         verb = "rolled back" if plan.to_revision < planned.revision else "rolled forward"
-        if self.dry_run:
+
+        def send() -> ActionResult:
+            response = call(
+                self._client(ref.region, mutating=True),
+                "UpdateService",
+                "update_service",
+                mutating=True,
+                **params,
+            )
+            service = response.get("service", {})
+            primary: dict[str, Any] = next(
+                (d for d in service.get("deployments") or [] if d.get("status") == "PRIMARY"), {}
+            )
             return ActionResult(
                 ok=True,
-                dry_run=True,
-                summary=f"DRY RUN: would update {plan.describe()}",
+                summary=f"{ref.service}: {verb} to revision {plan.to_revision} ({images}); deployment started",
                 request=request,
+                details={
+                    "from_task_definition": planned.task_definition_arn,
+                    "to_task_definition": plan.to_task_definition_arn,
+                    "from_revision": planned.revision,
+                    "to_revision": plan.to_revision,
+                    "from_images": dict(planned.images),
+                    "to_images": dict(plan.to_images),
+                    "deployment_id": primary.get("id"),
+                },
             )
-        response = call(
-            self._client(ref.region, mutating=True),
-            "UpdateService",
-            "update_service",
-            mutating=True,
-            **params,
-        )
-        service = response.get("service", {})
-        primary = next((d for d in service.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
-        return ActionResult(
-            ok=True,
-            summary=f"{ref.service}: {verb} to revision {plan.to_revision} ({images}); deployment started",
-            request=request,
-            details={
-                "from_task_definition": planned.task_definition_arn,
-                "to_task_definition": plan.to_task_definition_arn,
-                "from_revision": planned.revision,
-                "to_revision": plan.to_revision,
-                "from_images": dict(planned.images),
-                "to_images": dict(plan.to_images),
-                "deployment_id": primary.get("id"),
-            },
-        )
+
+        return self._apply(Prepared(f"update {plan.describe()}", request, send))
 
     # -- scale ------------------------------------------------------------------------------------------
 
@@ -326,25 +311,29 @@ class EcsServices:
                 "as planned; re-plan the scale",
                 details={"planned": planned.desired_count, "current": current.desired_count},
             )
-        params = {"cluster": ref.cluster, "service": ref.service, "desiredCount": plan.to_count}
+        params: dict[str, Any] = {
+            "cluster": ref.cluster,
+            "service": ref.service,
+            "desiredCount": plan.to_count,
+        }
         request = {"operation": "UpdateService", "params": params}
-        if self.dry_run:
-            return ActionResult(
-                ok=True, dry_run=True, summary=f"DRY RUN: would set {plan.describe()}", request=request
+
+        def send() -> ActionResult:
+            call(
+                self._client(ref.region, mutating=True),
+                "UpdateService",
+                "update_service",
+                mutating=True,
+                **params,
             )
-        call(
-            self._client(ref.region, mutating=True),
-            "UpdateService",
-            "update_service",
-            mutating=True,
-            **params,
-        )
-        return ActionResult(
-            ok=True,
-            summary=f"{ref.service}: desired count {planned.desired_count} → {plan.to_count}",
-            request=request,
-            details={"from_count": planned.desired_count, "to_count": plan.to_count},
-        )
+            return ActionResult(
+                ok=True,
+                summary=f"{ref.service}: desired count {planned.desired_count} → {plan.to_count}",
+                request=request,
+                details={"from_count": planned.desired_count, "to_count": plan.to_count},
+            )
+
+        return self._apply(Prepared(f"set {plan.describe()}", request, send))
 
     # -- waiting ----------------------------------------------------------------------------------------
 

@@ -226,7 +226,7 @@ class GitHubClient:
             existing = self._find_issue(gh_repo, marker)
         if existing is not None:
             return IssueRef(repo, existing.number, existing.html_url, created=False)
-        payload = {"title": title, "body": _with_marker(body, marker), "labels": list(labels)}
+        payload: dict[str, Any] = {"title": title, "body": _with_marker(body, marker), "labels": list(labels)}
         if self.dry_run:
             log.info("dry run: would POST /repos/%s/issues %s", repo, payload)
             return IssueRef(repo, 0, DRY_RUN_URL, created=False)
@@ -250,7 +250,13 @@ class GitHubClient:
         if login is None:
             listing = gh_repo.get_issues(state="all", sort="created", direction="desc")
         else:
-            listing = gh_repo.get_issues(state="all", sort="created", direction="desc", creator=login)
+            # PyGithub's annotation asks for a NamedUser; it documents and accepts the login string too.
+            listing = gh_repo.get_issues(
+                state="all",
+                sort="created",
+                direction="desc",
+                creator=login,  # type: ignore[arg-type]
+            )
         for issue in islice(listing, _ISSUE_LOOKBACK):
             # The body is checked first because reading pull_request on a plain issue costs a request.
             if marker in (issue.body or "") and issue.pull_request is None:
@@ -376,7 +382,12 @@ class GitHubClient:
                 reused = self._look_again(lambda: self._reusable_revert_commit(gh_repo, plan, head, tree.sha))
                 if reused is None:
                     raise
-        payload = {"base": plan.branch, "head": head, "title": title, "body": _with_marker(body, marker)}
+        payload: dict[str, Any] = {
+            "base": plan.branch,
+            "head": head,
+            "title": title,
+            "body": _with_marker(body, marker),
+        }
         try:
             with _calling(f"opening the revert PR for {short} in {plan.repo}"):
                 pull = gh_repo.create_pull(**payload)

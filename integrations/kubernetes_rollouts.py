@@ -27,11 +27,18 @@ from typing import Any
 import kubernetes.client
 import kubernetes.config
 import urllib3.exceptions
-from kubernetes.client import AppsV1Api, V1Deployment, V1LabelSelector, V1ReplicaSet
+from kubernetes.client import AppsV1Api, V1Deployment, V1LabelSelector, V1ObjectMeta, V1ReplicaSet
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from integrations.plans import ActionResult, IntegrationError, NothingToDo, TargetChanged
+from integrations.plans import (
+    ActionResult,
+    Integration,
+    IntegrationError,
+    NothingToDo,
+    Prepared,
+    TargetChanged,
+)
 
 __all__ = [
     "DeploymentRef",
@@ -215,6 +222,12 @@ def templates_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(_normalized(_without_hash(a)) == _normalized(_without_hash(b)))
 
 
+def _meta(obj: V1Deployment | V1ReplicaSet) -> V1ObjectMeta:
+    if obj.metadata is None:
+        raise IntegrationError(f"the Kubernetes API sent a {type(obj).__name__} without metadata")
+    return obj.metadata
+
+
 def _as_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
@@ -250,7 +263,7 @@ def _is_failed_precondition(error: IntegrationError) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-class KubernetesDeployments:
+class KubernetesDeployments(Integration):
     """Snapshot, plan, execute and watch Deployment rollbacks and scaling."""
 
     def __init__(
@@ -264,7 +277,7 @@ class KubernetesDeployments:
     ) -> None:
         self._factory = api_client_factory or self._default_factory
         self._kubeconfig = kubeconfig
-        self.dry_run = dry_run
+        super().__init__(dry_run=dry_run)
         self._clock = clock
         self._sleep = sleep
         self._clients: dict[str | None, kubernetes.client.ApiClient] = {}
@@ -281,9 +294,10 @@ class KubernetesDeployments:
             # A named context is never silently replaced by the in-cluster identity: that could
             # point an approved rollback at a different cluster than the catalog names.
             # persist_config=False: a refreshed token must not be written back to a mounted kubeconfig.
-            return kubernetes.config.new_client_from_config(
+            client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(
                 config_file=self._kubeconfig, context=context, persist_config=False
             )
+            return client
         except (ConfigException, OSError) as exc:
             where = f"context {context!r}" if context else "the current context"
             raise IntegrationError(f"cannot load Kubernetes configuration for {where}: {exc}") from exc
@@ -334,13 +348,13 @@ class KubernetesDeployments:
             listed = self._apps(ref).list_namespaced_replica_set(
                 ref.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
             )
-        uid = dep.metadata.uid
+        uid = _meta(dep).uid
         history: list[tuple[int, V1ReplicaSet]] = []
         for rs in listed.items or []:
             # Matching labels are not ownership: another controller's (or an orphaned) ReplicaSet with
             # the same labels must never become a rollback target.
-            owned = any(ref_.controller and ref_.uid == uid for ref_ in rs.metadata.owner_references or [])
-            revision = _parse_revision(rs.metadata.annotations)
+            owned = any(ref_.controller and ref_.uid == uid for ref_ in _meta(rs).owner_references or [])
+            revision = _parse_revision(_meta(rs).annotations)
             if owned and revision is not None:
                 history.append((revision, rs))
         history.sort(key=lambda item: item[0], reverse=True)
@@ -353,7 +367,7 @@ class KubernetesDeployments:
     def _snapshot_of(
         self, ref: DeploymentRef, dep: V1Deployment, history: list[tuple[int, V1ReplicaSet]]
     ) -> DeploymentSnapshot:
-        revision = _parse_revision(dep.metadata.annotations) or 0
+        revision = _parse_revision(_meta(dep).annotations) or 0
         current_rs = next((rs for rev, rs in history if rev == revision), None)
         containers = dep.spec.template.spec.containers if dep.spec.template.spec else []
         return DeploymentSnapshot(
@@ -361,11 +375,11 @@ class KubernetesDeployments:
             revision=revision,
             replicas=dep.spec.replicas if dep.spec.replicas is not None else 1,
             images={c.name: c.image or "" for c in containers or []},
-            generation=dep.metadata.generation or 0,
+            generation=_meta(dep).generation or 0,
             paused=bool(dep.spec.paused),
-            resource_version=dep.metadata.resource_version or "",
-            last_deployed_at=_as_utc(current_rs.metadata.creation_timestamp) if current_rs else None,
-            uid=dep.metadata.uid or "",
+            resource_version=_meta(dep).resource_version or "",
+            last_deployed_at=_as_utc(_meta(current_rs).creation_timestamp) if current_rs else None,
+            uid=_meta(dep).uid or "",
             template=_without_hash(self._template_json(ref, dep.spec.template)),
         )
 
@@ -404,14 +418,15 @@ class KubernetesDeployments:
         template = _without_hash(self._template_json(ref, target.spec.template))
         if templates_equal(template, snapshot.template):
             raise NothingToDo(f"skipped rollback (current template already matches revision {revision})")
-        containers = target.spec.template.spec.containers if target.spec.template.spec else []
+        pod = target.spec.template.spec if target.spec and target.spec.template else None
+        containers = pod.containers if pod else []
         return RollbackPlan(
             snapshot=snapshot,
             to_revision=revision,
             to_images={c.name: c.image or "" for c in containers or []},
             template=template,
-            replica_set=target.metadata.name or "",
-            source_annotations=dict(target.metadata.annotations or {}),
+            replica_set=_meta(target).name or "",
+            source_annotations=dict(_meta(target).annotations or {}),
             available_revisions=available,
         )
 
@@ -444,17 +459,17 @@ class KubernetesDeployments:
         self._check_unchanged(plan.snapshot, dep)
 
         # kubectl's undo: the Deployment's own bookkeeping annotations stay, the rest come from the target RS.
-        current = dict(dep.metadata.annotations or {})
+        current = dict(_meta(dep).annotations or {})
         annotations = {k: v for k, v in current.items() if k in ANNOTATIONS_TO_SKIP}
         annotations.update({k: v for k, v in plan.source_annotations.items() if k not in ANNOTATIONS_TO_SKIP})
         body: list[dict[str, Any]] = [
             # Checked against the object just re-read (not the plan's): status churn between plan and
             # approval is harmless, but nothing may change between our check above and this write.
-            {"op": "test", "path": "/metadata/resourceVersion", "value": dep.metadata.resource_version},
+            {"op": "test", "path": "/metadata/resourceVersion", "value": _meta(dep).resource_version},
             {"op": "replace", "path": "/spec/template", "value": plan.template},
             # RFC 6902 "replace" needs an existing member; "add" replaces or creates.
             {
-                "op": "replace" if dep.metadata.annotations is not None else "add",
+                "op": "replace" if _meta(dep).annotations is not None else "add",
                 "path": "/metadata/annotations",
                 "value": annotations,
             },
@@ -465,47 +480,50 @@ class KubernetesDeployments:
             "content_type": JSON_PATCH,
             "body": body,
         }
-        if self.dry_run:
+
+        def send() -> ActionResult:
+            log.info("rolling back %s to revision %s", ref.label(), plan.to_revision)
+            try:
+                with self._calling(ref, mutating=True):
+                    patched = self._apps(ref).patch_namespaced_deployment(
+                        ref.name,
+                        ref.namespace,
+                        body,
+                        _content_type=JSON_PATCH,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    )
+            except IntegrationError as error:
+                if _is_failed_precondition(error):
+                    raise TargetChanged(
+                        f"{ref.name} changed since the request (it was modified while the rollback was being "
+                        "sent); make a new request",
+                        status=error.status,
+                        details=error.details,
+                    ) from error
+                raise
+
+            # A real apiserver answers before the controller bumps the revision; predict it in that case.
+            reported = _parse_revision(_meta(patched).annotations) or 0
+            new_revision = reported if reported > plan.snapshot.revision else plan.expected_revision()
+            images = ", ".join(f"{k}={v}" for k, v in sorted(plan.to_images.items()))
             return ActionResult(
-                ok=True, dry_run=True, summary=f"DRY RUN: would roll back {plan.describe()}", request=request
+                ok=True,
+                summary=(
+                    f"{ref.label()}: rolled back to revision {plan.to_revision} ({images}); "
+                    f"now revision {new_revision}"
+                ),
+                request=request,
+                details={
+                    "revision": new_revision,
+                    "previous_revision": plan.snapshot.revision,
+                    "rolled_back_to": plan.to_revision,
+                    "images": dict(plan.to_images),
+                    "generation": _meta(patched).generation,
+                    "replica_set": plan.replica_set,
+                },
             )
 
-        log.info("rolling back %s to revision %s", ref.label(), plan.to_revision)
-        try:
-            with self._calling(ref, mutating=True):
-                patched = self._apps(ref).patch_namespaced_deployment(
-                    ref.name, ref.namespace, body, _content_type=JSON_PATCH, _request_timeout=REQUEST_TIMEOUT
-                )
-        except IntegrationError as error:
-            if _is_failed_precondition(error):
-                raise TargetChanged(
-                    f"{ref.name} changed since the request (it was modified while the rollback was being "
-                    "sent); make a new request",
-                    status=error.status,
-                    details=error.details,
-                ) from error
-            raise
-
-        # A real apiserver answers before the controller bumps the revision; predict it in that case.
-        reported = _parse_revision(patched.metadata.annotations) or 0
-        new_revision = reported if reported > plan.snapshot.revision else plan.expected_revision()
-        images = ", ".join(f"{k}={v}" for k, v in sorted(plan.to_images.items()))
-        return ActionResult(
-            ok=True,
-            summary=(
-                f"{ref.label()}: rolled back to revision {plan.to_revision} ({images}); "
-                f"now revision {new_revision}"
-            ),
-            request=request,
-            details={
-                "revision": new_revision,
-                "previous_revision": plan.snapshot.revision,
-                "rolled_back_to": plan.to_revision,
-                "images": dict(plan.to_images),
-                "generation": patched.metadata.generation,
-                "replica_set": plan.replica_set,
-            },
-        )
+        return self._apply(Prepared(f"roll back {plan.describe()}", request, send))
 
     # ---- scale ---------------------------------------------------------------------------
 
@@ -537,23 +555,22 @@ class KubernetesDeployments:
             "content_type": MERGE_PATCH,
             "body": body,
         }
-        if self.dry_run:
+
+        def send() -> ActionResult:
+            log.info("scaling %s to %s replicas", ref.label(), plan.to_replicas)
+            with self._calling(ref, mutating=True):
+                scaled = self._apps(ref).patch_namespaced_deployment_scale(
+                    ref.name, ref.namespace, body, _content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT
+                )
+            replicas = (scaled.spec.replicas if scaled.spec else None) or 0
             return ActionResult(
-                ok=True, dry_run=True, summary=f"DRY RUN: would scale {plan.describe()}", request=request
+                ok=True,
+                summary=f"{ref.label()}: scaled from {plan.snapshot.replicas} to {replicas} replicas",
+                request=request,
+                details={"replicas": replicas, "previous_replicas": plan.snapshot.replicas},
             )
 
-        log.info("scaling %s to %s replicas", ref.label(), plan.to_replicas)
-        with self._calling(ref, mutating=True):
-            scaled = self._apps(ref).patch_namespaced_deployment_scale(
-                ref.name, ref.namespace, body, _content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT
-            )
-        replicas = (scaled.spec.replicas if scaled.spec else None) or 0
-        return ActionResult(
-            ok=True,
-            summary=f"{ref.label()}: scaled from {plan.snapshot.replicas} to {replicas} replicas",
-            request=request,
-            details={"replicas": replicas, "previous_replicas": plan.snapshot.replicas},
-        )
+        return self._apply(Prepared(f"scale {plan.describe()}", request, send))
 
     # ---- rollout status ------------------------------------------------------------------
 
@@ -567,7 +584,7 @@ class KubernetesDeployments:
         total = (status.replicas if status else None) or 0
         observed = (status.observed_generation if status else None) or 0
         desired = spec_replicas if spec_replicas is not None else 1
-        name = dep.metadata.name or ref.name
+        name = _meta(dep).name or ref.name
 
         def result(message: str, *, done: bool = False, failed: bool = False) -> RolloutStatus:
             return RolloutStatus(
@@ -579,7 +596,7 @@ class KubernetesDeployments:
                 desired=desired,
             )
 
-        if (dep.metadata.generation or 0) <= observed:
+        if (_meta(dep).generation or 0) <= observed:
             progressing = next(
                 (c for c in (status.conditions if status else None) or [] if c.type == "Progressing"), None
             )

@@ -12,13 +12,12 @@ import hmac
 import json
 import re
 import secrets
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrations.aws_clients import AwsClients, ClientFactory, call
-from integrations.plans import ActionResult, IntegrationError, NothingToDo, TargetChanged
+from integrations.aws_clients import AwsIntegration, call
+from integrations.plans import ActionResult, IntegrationError, NothingToDo, Prepared, TargetChanged
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 _MASK = "••••"
@@ -135,29 +134,12 @@ def _local_revision(config: Mapping[str, Any]) -> str:
     return _LOCAL_REVISION_PREFIX + digest[:32]
 
 
-class LambdaEnvironment:
-    def __init__(
-        self,
-        *,
-        client_factory: ClientFactory | None = None,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        dry_run: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clients = AwsClients("lambda", client_factory=client_factory, endpoint_url=endpoint_url)
-        self._region = region
-        self.dry_run = dry_run
-        self._clock = clock
-        self._sleep = sleep
-
-    def _client(self, *, mutating: bool = False) -> Any:
-        return self._clients.get(self._region, mutating=mutating)
+class LambdaEnvironment(AwsIntegration):
+    service = "lambda"
 
     def _configuration(self, function: str, hidden: Iterable[str] = ()) -> dict[str, Any]:
         try:
-            return _call(
+            configuration: dict[str, Any] = _call(
                 self._client(),
                 "GetFunctionConfiguration",
                 "get_function_configuration",
@@ -170,6 +152,7 @@ class LambdaEnvironment:
                     f"Lambda function {function!r} not found", status=error.status, details=error.details
                 ) from None
             raise
+        return configuration
 
     def snapshot(self, function: str) -> LambdaEnvSnapshot:
         if not isinstance(function, str) or not function.strip():
@@ -229,59 +212,59 @@ class LambdaEnvironment:
         shown_params = {**params, "Environment": {"Variables": _masked_map(plan.after)}}
         request = {"operation": "UpdateFunctionConfiguration", "params": shown_params}
         diff = plan.diff_lines()
-        if self.dry_run:
-            return ActionResult(
-                ok=True, dry_run=True, summary=f"DRY RUN: would set {plan.describe()}", request=request
-            )
-        try:
-            response = _call(
-                self._client(mutating=True),
-                "UpdateFunctionConfiguration",
-                "update_function_configuration",
-                mutating=True,
-                hidden=hidden,
-                **params,
-            )
-        except IntegrationError as error:
-            if error.details.get("code") == "PreconditionFailedException":
-                raise TargetChanged(
-                    f"Lambda {function} configuration changed since the plan; re-plan the environment change",
-                    status=error.status,
-                    details=error.details,
-                ) from None
-            if error.details.get("code") == "ResourceConflictException":
+
+        def send() -> ActionResult:
+            try:
+                response = _call(
+                    self._client(mutating=True),
+                    "UpdateFunctionConfiguration",
+                    "update_function_configuration",
+                    mutating=True,
+                    hidden=hidden,
+                    **params,
+                )
+            except IntegrationError as error:
+                if error.details.get("code") == "PreconditionFailedException":
+                    raise TargetChanged(
+                        f"Lambda {function} configuration changed since the plan; re-plan the environment change",
+                        status=error.status,
+                        details=error.details,
+                    ) from None
+                if error.details.get("code") == "ResourceConflictException":
+                    raise IntegrationError(
+                        f"Lambda {function} is busy with another update ({error.message}); try again shortly",
+                        status=error.status,
+                        details=error.details,
+                    ) from None
+                raise
+            details: dict[str, Any] = {"diff": diff, "previous_revision_id": plan.snapshot.revision_id}
+            status, reason, revision = self._wait_for_update(function, hidden, timeout=timeout, poll=poll)
+            details["revision_id"] = revision or response.get("RevisionId")
+            details["last_update_status"] = status
+            if status == "Failed":
                 raise IntegrationError(
-                    f"Lambda {function} is busy with another update ({error.message}); try again shortly",
-                    status=error.status,
-                    details=error.details,
-                ) from None
-            raise
-        details: dict[str, Any] = {"diff": diff, "previous_revision_id": plan.snapshot.revision_id}
-        status, reason, revision = self._wait_for_update(function, hidden, timeout=timeout, poll=poll)
-        details["revision_id"] = revision or response.get("RevisionId")
-        details["last_update_status"] = status
-        if status == "Failed":
-            raise IntegrationError(
-                f"Lambda {function}: configuration update failed: {_scrub(reason or 'no reason given', hidden)}",
-                details=details,
-            )
-        if status != "Successful":
-            why = f" ({_scrub(reason, hidden)})" if reason else ""
+                    f"Lambda {function}: configuration update failed: {_scrub(reason or 'no reason given', hidden)}",
+                    details=details,
+                )
+            if status != "Successful":
+                why = f" ({_scrub(reason, hidden)})" if reason else ""
+                return ActionResult(
+                    ok=False,
+                    summary=(
+                        f"{function}: environment update sent, but LastUpdateStatus is still {status or 'unknown'} "
+                        f"after {timeout:g}s{why}; check the function before retrying"
+                    ),
+                    request=request,
+                    details=details,
+                )
             return ActionResult(
-                ok=False,
-                summary=(
-                    f"{function}: environment update sent, but LastUpdateStatus is still {status or 'unknown'} "
-                    f"after {timeout:g}s{why}; check the function before retrying"
-                ),
+                ok=True,
+                summary=f"{function}: environment updated: {'; '.join(diff)}",
                 request=request,
                 details=details,
             )
-        return ActionResult(
-            ok=True,
-            summary=f"{function}: environment updated: {'; '.join(diff)}",
-            request=request,
-            details=details,
-        )
+
+        return self._apply(Prepared(f"set {plan.describe()}", request, send))
 
     def _wait_for_update(
         self, function: str, hidden: Iterable[str], *, timeout: float, poll: float

@@ -6,6 +6,7 @@ still matches that snapshot; approvals are bound to the exact change they approv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,3 +40,27 @@ class ActionResult:
     dry_run: bool = False
     request: dict[str, Any] = field(default_factory=dict)  # what was (or would be) sent, for the timeline
     details: dict[str, Any] = field(default_factory=dict)  # what changed, e.g. new revision / version
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A change checked against its plan and ready to go: what it would do, the request, and how to send it."""
+
+    would: str  # for a dry run: "DRY RUN: would <this>"
+    request: dict[str, Any]  # what is (or would be) sent, for the timeline
+    send: Callable[[], ActionResult]
+
+
+class Integration:
+    """An integration that changes an outside system. Its methods prepare each change; whether a change is
+    sent or only described (dry_run) is decided here, once, for every integration."""
+
+    def __init__(self, *, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+
+    def _apply(self, prepared: Prepared) -> ActionResult:
+        if self.dry_run:
+            return ActionResult(
+                ok=True, dry_run=True, summary=f"DRY RUN: would {prepared.would}", request=prepared.request
+            )
+        return prepared.send()

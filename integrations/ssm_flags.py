@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from integrations.aws_clients import AwsClients, ClientFactory, call, utc
-from integrations.plans import ActionResult, IntegrationError, NothingToDo, TargetChanged
+from integrations.aws_clients import AwsIntegration, call, utc
+from integrations.plans import ActionResult, IntegrationError, NothingToDo, Prepared, TargetChanged
 
 # Parameter Store's own character set for hierarchical names; rejecting early gives a clearer message.
 _PATH = re.compile(r"(/[A-Za-z0-9_.\-]+)+")
@@ -46,21 +46,8 @@ def _check_path(path: str) -> None:
         )
 
 
-class FeatureFlags:
-    def __init__(
-        self,
-        *,
-        client_factory: ClientFactory | None = None,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        dry_run: bool = False,
-    ) -> None:
-        self._clients = AwsClients("ssm", client_factory=client_factory, endpoint_url=endpoint_url)
-        self._region = region
-        self.dry_run = dry_run
-
-    def _client(self, *, mutating: bool = False) -> Any:
-        return self._clients.get(self._region, mutating=mutating)
+class FeatureFlags(AwsIntegration):
+    service = "ssm"
 
     def _get(self, path: str) -> dict[str, Any] | None:
         _check_path(path)
@@ -70,7 +57,8 @@ class FeatureFlags:
             if error.details.get("code") == "ParameterNotFound":
                 return None
             raise
-        return response["Parameter"]
+        parameter: dict[str, Any] = response["Parameter"]
+        return parameter
 
     @staticmethod
     def _flag(parameter: dict[str, Any]) -> FlagValue:
@@ -124,44 +112,43 @@ class FeatureFlags:
             "Overwrite": not creating,
         }
         request = {"operation": "PutParameter", "params": params}
-        if self.dry_run:
+
+        def send() -> ActionResult:
+            try:
+                response = call(
+                    self._client(mutating=True), "PutParameter", "put_parameter", mutating=True, **params
+                )
+            except IntegrationError as error:
+                if creating and error.details.get("code") == "ParameterAlreadyExists":
+                    raise TargetChanged(
+                        f"{plan.path} was created by someone else since the plan; re-plan the flag change",
+                        details=error.details,
+                    ) from error
+                raise
+            version = int(response.get("Version", 0))
+            details: dict[str, Any] = {
+                "path": plan.path,
+                "old_value": planned.value if planned else None,
+                "new_value": plan.new_value,
+                "version": version,
+            }
+            note = ""
+            expected = (planned.version if planned else 0) + 1
+            if version != expected:
+                # Parameter Store has no conditional put: a write between our check and our put shows up only as
+                # a version jump, so surface it instead of claiming a clean change.
+                details["concurrent_write_suspected"] = True
+                note = f" — expected v{expected}, so someone else also wrote it; check history"
+            before = f"{planned.value} (v{planned.version})" if planned else "(not set)"
             return ActionResult(
                 ok=True,
-                dry_run=True,
-                summary=f"DRY RUN: would set {plan.describe()} (would take effect within 60 seconds)",
+                summary=f"{plan.path}: {before} → {plan.new_value} (v{version}); {_PROPAGATION}{note}",
                 request=request,
+                details=details,
             )
-        try:
-            response = call(
-                self._client(mutating=True), "PutParameter", "put_parameter", mutating=True, **params
-            )
-        except IntegrationError as error:
-            if creating and error.details.get("code") == "ParameterAlreadyExists":
-                raise TargetChanged(
-                    f"{plan.path} was created by someone else since the plan; re-plan the flag change",
-                    details=error.details,
-                ) from error
-            raise
-        version = int(response.get("Version", 0))
-        details: dict[str, Any] = {
-            "path": plan.path,
-            "old_value": planned.value if planned else None,
-            "new_value": plan.new_value,
-            "version": version,
-        }
-        note = ""
-        expected = (planned.version if planned else 0) + 1
-        if version != expected:
-            # Parameter Store has no conditional put: a write between our check and our put shows up only as
-            # a version jump, so surface it instead of claiming a clean change.
-            details["concurrent_write_suspected"] = True
-            note = f" — expected v{expected}, so someone else also wrote it; check history"
-        before = f"{planned.value} (v{planned.version})" if planned else "(not set)"
-        return ActionResult(
-            ok=True,
-            summary=f"{plan.path}: {before} → {plan.new_value} (v{version}); {_PROPAGATION}{note}",
-            request=request,
-            details=details,
+
+        return self._apply(
+            Prepared(f"set {plan.describe()} (would take effect within 60 seconds)", request, send)
         )
 
     def history(self, path: str, limit: int = 10) -> list[FlagValue]:

@@ -11,7 +11,6 @@ import secrets
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any, TextIO
 
 from bot.app import create_app
@@ -56,14 +55,15 @@ class Sandbox:
         self.emulator.add_user(TEAMMATE, "teammate", "A Teammate")
         for name, service in self.config.services.items():
             self.emulator.add_user(service.oncall, f"{name}-oncall", f"On-call for {name}")
-        self.config = replace(
-            self.config,
-            slack_bot_token="xoxb-sandbox",
-            slack_signing_secret=self.signing_secret,
-            slack_app_token=None,
-            slack_api_url=self.emulator.base_url,
-            incidents_channel=self.config.incidents_channel or DEFAULT_CHANNEL,
-            dry_run=True,  # the sandbox never changes a real cluster, whatever the catalog names
+        self.config = self.config.model_copy(
+            update={
+                "slack_bot_token": "xoxb-sandbox",
+                "slack_signing_secret": self.signing_secret,
+                "slack_app_token": None,
+                "slack_api_url": self.emulator.base_url,
+                "incidents_channel": self.config.incidents_channel or DEFAULT_CHANNEL,
+                "dry_run": True,  # the sandbox never changes a real cluster, whatever the catalog names
+            }
         )
         self.app = create_app(self.config)
         upgrade_database(self.app.tars.engine)

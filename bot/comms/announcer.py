@@ -16,7 +16,7 @@ METADATA_EVENT = "tars_outbox"
 LOOKBACK_MESSAGES = 200
 
 
-def reply_privately(response_url: str, text: str, *, timeout: float = 10) -> None:
+def reply_privately(response_url: str, text: str, *, timeout: int = 10) -> None:
     """Answer the person who sent a request, through its response_url (valid 30 minutes, five times)."""
     response = WebhookClient(response_url, timeout=timeout).send(
         text=text, response_type="ephemeral", replace_original=False

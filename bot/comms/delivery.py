@@ -20,27 +20,21 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.comms.announcer import Announcer
 from bot.comms.comms_records import OutboxMessage, OutboxState
 from bot.comms.outbox import CARD_LANE, CHANNEL_LANE, NOTIFY_CHANNEL
 from bot.comms.slack_budget import Key, SlackBudget, method_key, post_key
 from bot.core.clock import Clock
-from bot.core.database import UTCDateTime, autocommit, reading, transaction
-from bot.incidents.incident_records import Incident, TimelineEvent
-from bot.remediation.action_records import ActionRequest
-from bot.slack import rendering
-from integrations.pagerduty import PagerDutyEvents, PageRequest
-from integrations.plans import IntegrationError
+from bot.core.database import UTCDateTime, autocommit, reading, rows_changed, table_of, transaction
+from bot.incidents.incident_records import Incident
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +59,8 @@ RETRYABLE_SLACK_ERRORS = {
 }
 POST_KINDS = {"card_post", "thread_note", "channel_post", "action_card_post", "dm", "thread_file"}
 
-_OUTBOX = OutboxMessage.__table__
-_INCIDENTS = Incident.__table__
+_OUTBOX = table_of(OutboxMessage)
+_INCIDENTS = table_of(Incident)
 
 
 class PermanentFailure(Exception):
@@ -106,7 +100,7 @@ MIN_PASS_GAP_SECONDS = 0.1
 
 
 @dataclass
-class _Group:
+class Group:
     """The head and the rows that go out with it."""
 
     head: Work
@@ -117,13 +111,30 @@ class _Group:
         return [row_id for row_id, _payload in self.rows]
 
 
+# Carries out one lane's head (and what was coalesced with it); returns the result to store. Raises RetryLater or
+# PermanentFailure.
+Sender = Callable[[Group], dict[str, Any]]
+
+
+class TimelineWriter(Protocol):
+    """The incidents domain's timeline, where delivery records what went out and what failed for good."""
+
+    def __call__(
+        self, session: Session, incident_id: int, *, actor: str, kind: str, text: str, data: dict[str, Any]
+    ) -> object: ...
+
+
+# What a domain does, in the bookkeeping transaction, once one of its posts is in Slack (e.g. remember the ts).
+AfterSent = Callable[[Session, int, dict[str, Any]], None]
+
+
 class DeliveryEngine:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        announcer: Announcer,
-        pagerduty: PagerDutyEvents,
+        senders: Mapping[str, Sender],
         clock: Clock,
+        timeline: TimelineWriter,
         *,
         budget: SlackBudget | None = None,
         workers: int = 4,
@@ -134,9 +145,9 @@ class DeliveryEngine:
         worker_id: str | None = None,
     ) -> None:
         self.sessions = sessions
-        self.announcer = announcer
-        self.pagerduty = pagerduty
         self.clock = clock
+        self.timeline = timeline
+        self._after_sent: dict[str, AfterSent] = {}
         self.budget = budget or SlackBudget()
         self.workers = workers
         self.lease = lease
@@ -161,23 +172,17 @@ class DeliveryEngine:
         self._database_down_logged = False
         # Registered kinds: work of their own, not Slack posts that Slack's budget paces.
         self._unpaced: set[str] = set()
-        self._senders: dict[str, Callable[[_Group], dict[str, Any]]] = {
-            "card_post": self._send_card_post,
-            "card_refresh": self._send_card_refresh,
-            "thread_note": self._send_thread_note,
-            "thread_file": self._send_thread_file,
-            "channel_post": self._send_channel_post,
-            "dm": self._send_dm,
-            "pagerduty": self._send_pagerduty,
-            "action_card_post": self._send_action_card,
-            "action_card_refresh": self._send_action_card_refresh,
-        }
+        self._senders: dict[str, Sender] = dict(senders)
 
     def register(self, kind: str, run: Callable[[int, dict[str, Any]], dict[str, Any]]) -> None:
         """Carry out outbox rows of `kind` with `run(incident_id, payload)`, which returns the result to store.
         It may raise RetryLater or PermanentFailure like any sender."""
         self._senders[kind] = lambda group: run(group.head.incident_id, group.head.payload)
         self._unpaced.add(kind)
+
+    def after_sent(self, kind: str, hook: AfterSent) -> None:
+        """Run `hook(session, incident_id, result)` in the transaction that marks a `kind` row sent."""
+        self._after_sent[kind] = hook
 
     # --- running ----------------------------------------------------------------------------------------------
 
@@ -468,8 +473,8 @@ class DeliveryEngine:
             with self._state:
                 self._unrecorded.append(record)
 
-    def _group(self, work: Work) -> _Group:
-        group = _Group(work, [(work.id, work.payload)])
+    def _group(self, work: Work) -> Group:
+        group = Group(work, [(work.id, work.payload)])
         mergeable = work.kind == "card_refresh" or (
             work.kind == "thread_note" and not work.payload.get("blocks")
         )
@@ -509,7 +514,7 @@ class DeliveryEngine:
             _OUTBOX.c.state == OutboxState.PENDING.value,
         )
 
-    def _mark_sent(self, group: _Group, result: dict[str, Any]) -> None:
+    def _mark_sent(self, group: Group, result: dict[str, Any]) -> None:
         work = group.head
         now = self.clock.now()
         with transaction(self.sessions) as session:
@@ -518,7 +523,7 @@ class DeliveryEngine:
                 .where(*self._mine(work.id))
                 .values(state=OutboxState.SENT.value, sent_at=now, result=result, locked_until=None)
             )
-            if marked.rowcount == 0:  # another worker took it over; its bookkeeping wins
+            if rows_changed(marked) == 0:  # another worker took it over; its bookkeeping wins
                 log.warning("outbox %s was taken over by another worker while this one sent it", work.id)
                 return
             others = group.ids[1:]
@@ -533,30 +538,19 @@ class DeliveryEngine:
                         locked_until=None,
                     )
                 )
-            if work.kind == "card_post":
-                session.execute(
-                    update(_INCIDENTS)
-                    .where(_INCIDENTS.c.id == work.incident_id)
-                    .values(channel_id=result["channel"], card_ts=result["ts"])
-                )
-            if work.kind == "action_card_post":
-                session.execute(
-                    update(ActionRequest.__table__)
-                    .where(ActionRequest.id == result["action_id"])
-                    .values(card_channel=result["channel"], card_ts=result["ts"])
-                )
+            after_sent = self._after_sent.get(work.kind)
+            if after_sent is not None:
+                after_sent(session, work.incident_id, result)
             for row_id, payload in group.rows:
                 record = payload.get("record") or _default_record(work.kind, result)
                 if record:
-                    session.add(
-                        TimelineEvent(
-                            incident_id=work.incident_id,
-                            at=now,
-                            actor=SYSTEM_ACTOR,
-                            kind=record[0],
-                            text=record[1],
-                            data={"outbox_id": row_id, **result},
-                        )
+                    self.timeline(
+                        session,
+                        work.incident_id,
+                        actor=SYSTEM_ACTOR,
+                        kind=record[0],
+                        text=record[1],
+                        data={"outbox_id": row_id, **result},
                     )
 
     def _release(self, work: Work) -> None:
@@ -596,153 +590,16 @@ class DeliveryEngine:
                 .where(*self._mine(work.id))
                 .values(state=OutboxState.FAILED.value, locked_until=None, last_error=reason)
             )
-            if failed.rowcount == 0:
+            if rows_changed(failed) == 0:
                 return
-            session.add(
-                TimelineEvent(
-                    incident_id=work.incident_id,
-                    at=self.clock.now(),
-                    actor=SYSTEM_ACTOR,
-                    kind="announcement_failed",
-                    text=f"Could not deliver {work.kind.replace('_', ' ')}: {reason}",
-                    data={"outbox_id": work.id, "kind": work.kind},
-                )
+            self.timeline(
+                session,
+                work.incident_id,
+                actor=SYSTEM_ACTOR,
+                kind="announcement_failed",
+                text=f"Could not deliver {work.kind.replace('_', ' ')}: {reason}",
+                data={"outbox_id": work.id, "kind": work.kind},
             )
-
-    # --- one sender per kind ----------------------------------------------------------------------------------
-
-    def _incident(self, group: _Group) -> Incident:
-        with reading(self.sessions) as session:
-            incident = session.get(Incident, group.head.incident_id)
-        if incident is None:
-            raise PermanentFailure("the incident no longer exists")
-        return incident
-
-    def _post_once(
-        self, group: _Group, channel: str, text: str, blocks: Any = None, *, thread_ts: str | None = None
-    ) -> str:
-        """Post, unless an earlier attempt whose outcome was never learned already did."""
-        work = group.head
-        if work.check_first:
-            found = _slack(lambda: self.announcer.find_posted(channel, work.id, thread_ts=thread_ts))
-            if found is not None:
-                log.info("outbox %s was already in Slack (ts %s); not posting it again", work.id, found)
-                return found
-        return _slack(
-            lambda: self.announcer.post(
-                channel, text, blocks, thread_ts=thread_ts, outbox_id=work.id, sent_with=group.ids
-            )
-        )
-
-    def _send_card_post(self, group: _Group) -> dict[str, Any]:
-        incident = self._incident(group)
-        channel = str(group.head.payload["channel"])
-        ts = self._post_once(group, channel, rendering.card_text(incident), rendering.card_blocks(incident))
-        return {"channel": channel, "ts": ts}
-
-    def _send_card_refresh(self, group: _Group) -> dict[str, Any]:
-        incident = self._incident(group)
-        channel, ts = _require_card(incident)
-        # Rendered now, from the newest state: every refresh queued up to here is shown by this one update.
-        _slack(
-            lambda: self.announcer.update(
-                channel, ts, rendering.card_text(incident), rendering.card_blocks(incident)
-            )
-        )
-        return {"ts": ts, "refreshes": len(group.rows)}
-
-    def _send_thread_note(self, group: _Group) -> dict[str, Any]:
-        incident = self._incident(group)
-        channel, card_ts = _require_card(incident)
-        text = "\n".join(str(payload["text"]) for _row_id, payload in group.rows)
-        blocks = group.head.payload.get("blocks") if len(group.rows) == 1 else None
-        ts = self._post_once(group, channel, text, blocks, thread_ts=card_ts)
-        return {"ts": ts}
-
-    def _send_thread_file(self, group: _Group) -> dict[str, Any]:
-        """Upload the file into the thread, unless an earlier attempt whose outcome was lost already did: a
-        file carries no message metadata, so it is recognised by its title."""
-        incident = self._incident(group)
-        channel, card_ts = _require_card(incident)
-        payload = group.head.payload
-        title = str(payload["title"])
-        if group.head.check_first:
-            found = _slack(lambda: self.announcer.find_file(channel, title, thread_ts=card_ts))
-            if found is not None:
-                log.info(
-                    "outbox %s was already in Slack (file %s); not uploading it again", group.head.id, found
-                )
-                return {"channel": channel, "file": found}
-        file_id = _slack(
-            lambda: self.announcer.upload_file(
-                channel,
-                card_ts,
-                str(payload["file_name"]),
-                title,
-                str(payload["content"]),
-                str(payload.get("comment") or ""),
-            )
-        )
-        return {"channel": channel, "file": file_id}
-
-    def _send_channel_post(self, group: _Group) -> dict[str, Any]:
-        incident = self._incident(group)
-        if not incident.channel_id:
-            raise PermanentFailure("the incident has no channel (its card was never posted)")
-        payload = group.head.payload
-        ts = self._post_once(group, incident.channel_id, str(payload["text"]), payload.get("blocks"))
-        return {"channel": incident.channel_id, "ts": ts}
-
-    def _send_dm(self, group: _Group) -> dict[str, Any]:
-        user = str(group.head.payload["user"])
-        channel = _slack(lambda: self.announcer.open_dm(user))
-        self._post_once(group, channel, str(group.head.payload["text"]))
-        return {"user": user}
-
-    def _action(self, group: _Group) -> tuple[ActionRequest, Incident, str, list[dict[str, Any]]]:
-        incident = self._incident(group)
-        with reading(self.sessions) as session:
-            action = session.get(ActionRequest, int(group.head.payload["action_id"]))
-            if action is None:
-                raise PermanentFailure("the remediation request no longer exists")
-            text = rendering.action_card_text(action, incident)
-            blocks = rendering.action_card_blocks(action, incident)
-        return action, incident, text, blocks
-
-    def _send_action_card(self, group: _Group) -> dict[str, Any]:
-        action, incident, text, blocks = self._action(group)
-        channel, card_ts = _require_card(incident)
-        ts = self._post_once(group, channel, text, blocks, thread_ts=card_ts)
-        return {"action_id": action.id, "channel": channel, "ts": ts}
-
-    def _send_action_card_refresh(self, group: _Group) -> dict[str, Any]:
-        action, _incident, text, blocks = self._action(group)
-        if not action.card_channel or not action.card_ts:
-            raise PermanentFailure("the approval card was never posted")
-        channel, ts = action.card_channel, action.card_ts
-        _slack(lambda: self.announcer.update(channel, ts, text, blocks))
-        return {"action_id": action.id}
-
-    def _send_pagerduty(self, group: _Group) -> dict[str, Any]:
-        payload = group.head.payload
-        page = PageRequest(
-            routing_key=str(payload["routing_key"]),
-            summary=str(payload["summary"]),
-            dedup_key=str(payload["dedup_key"]),
-            severity=str(payload["severity"]),
-            custom_details=dict(payload.get("custom_details") or {}),
-        )
-        try:
-            answer = self.pagerduty.trigger(page)
-        except IntegrationError as error:
-            if error.status is not None and error.status < 500 and error.status != 429:
-                raise PermanentFailure(error.message) from error
-            # PagerDuty deduplicates on dedup_key, so sending again is harmless.
-            raise RetryLater(error.message) from error
-        return {"dedup_key": answer.get("dedup_key", page.dedup_key), "status": answer.get("status")}
-
-
-_THREADED = {"thread_note", "action_card_post", "thread_file"}
 
 
 def _candidate_query(limit: int) -> Select[Any]:
@@ -798,36 +655,16 @@ def _candidate_query(limit: int) -> Select[Any]:
     )
 
 
+# Kinds posted into a card's thread: an uncertain one is looked for with conversations.replies.
+_THREADED = {"thread_note", "action_card_post", "thread_file"}
+
+
 def _short_note(kind: str, payload: dict[str, Any]) -> bool:
     return (
         kind == "thread_note"
         and not payload.get("blocks")
         and len(str(payload.get("text", ""))) <= SHORT_NOTE
     )
-
-
-def _require_card(incident: Incident) -> tuple[str, str]:
-    if not incident.channel_id or not incident.card_ts:
-        raise PermanentFailure("the incident card was never posted")
-    return incident.channel_id, incident.card_ts
-
-
-def _slack(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except SlackApiError as error:
-        response = error.response
-        status = getattr(response, "status_code", 200)
-        code = str(response.get("error", "unknown_error")) if response is not None else "unknown_error"
-        if status == 429 or code == "ratelimited":
-            retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
-            wait = timedelta(seconds=int(retry_after)) if retry_after and str(retry_after).isdigit() else None
-            raise RetryLater(f"Slack {status} {code}", wait, rate_limited=True) from error
-        if status >= 500 or code in RETRYABLE_SLACK_ERRORS:
-            raise RetryLater(f"Slack {status} {code}", uncertain=True) from error
-        raise PermanentFailure(f"Slack refused: {code}") from error
-    except (OSError, TimeoutError) as error:  # connection refused/reset, DNS, timeouts
-        raise RetryLater(f"Slack unreachable: {error}", uncertain=True) from error
 
 
 def _default_record(kind: str, result: dict[str, Any]) -> tuple[str, str] | None:

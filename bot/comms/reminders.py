@@ -1,4 +1,4 @@
-"""When TARS speaks without being asked: update cadence, escalation, paging, post-resolution reminders.
+"""When TARS speaks without being asked: update cadence, escalation, post-resolution reminders.
 
 `Planner` decides what becomes due (rows in `reminders`), called from the incident rules inside the same
 transaction as the change. `ReminderHandlers` decides what to say when a reminder fires. Neither sends
@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from bot.comms.comms_records import Reminder, ReminderState
 from bot.comms.outbox import Outbox
+from bot.comms.paging import Pager
 from bot.core.clock import Clock
 from bot.core.database import rows_for, table_of
 from bot.core.settings import PolicyConfig, ServiceConfig
 from bot.incidents.incident_records import Incident, TimelineEvent
 from bot.remediation.action_records import ActionRequest, ActionState
 from bot.slack import rendering
-from integrations.pagerduty import SEVERITY_BY_PRIORITY, PageRequest
 
 
 class ReminderKind(StrEnum):
@@ -31,46 +31,6 @@ class ReminderKind(StrEnum):
     POSTMORTEM = "postmortem"
     CUSTOM = "custom"
     ACTION_EXPIRY = "action_expiry"
-
-
-class Pager:
-    """Paging the on-call: a Slack DM always, PagerDuty too when the catalog gives a routing key."""
-
-    def __init__(self, outbox: Outbox, services: dict[str, ServiceConfig]) -> None:
-        self.outbox = outbox
-        self.services = services
-
-    def page(self, session: Session, incident: Incident, *, escalation_level: int | None = None) -> None:
-        service = self.services.get(incident.service)
-        recipients = [incident.oncall] if incident.oncall else []
-        if escalation_level and service and service.escalation and service.escalation[0] in "UW":
-            recipients.append(service.escalation)
-        text = rendering.page_text(incident, escalation_level=escalation_level)
-        for user in dict.fromkeys(recipients):
-            self.outbox.direct_message(
-                session,
-                incident,
-                user,
-                text,
-                record=["paged", f"Paged {rendering.mention(user)} by Slack DM"],
-            )
-        if service and service.pagerduty_routing_key:
-            self.outbox.pagerduty(
-                session,
-                incident,
-                PageRequest(
-                    routing_key=service.pagerduty_routing_key,
-                    summary=f"[P{incident.severity}] {incident.service}: {incident.description} ({incident.ref})",
-                    dedup_key=f"tars-{incident.ref}",
-                    severity=SEVERITY_BY_PRIORITY[incident.severity],
-                    custom_details={
-                        "incident": incident.ref,
-                        "service": incident.service,
-                        "status": incident.status,
-                        "escalation_level": escalation_level or 0,
-                    },
-                ),
-            )
 
 
 _REMINDERS = table_of(Reminder)

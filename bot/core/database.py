@@ -30,7 +30,7 @@ from sqlalchemy import (
     insert,
     text,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -81,6 +81,11 @@ def among(column: ColumnElement[int], ids: list[int], dialect: Dialect) -> Colum
 def table_of(model: type[Base]) -> Table:
     """A model's table, typed as the Table it is (SQLAlchemy types `__table__` as any FromClause)."""
     return cast(Table, model.__table__)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through a Session changed (a Session types its result loosely)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

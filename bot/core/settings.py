@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -24,7 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -261,29 +262,87 @@ class ServiceConfig(BaseModel):
         return value
 
 
-class FileConfig(BaseModel):
-    """The YAML document named by TARS_CONFIG."""
+# Where each of Config's fields may come from. The environment carries wiring and secrets (Helm values, .env
+# files); the YAML file named by TARS_CONFIG carries policy and the service catalog. A field marked with neither
+# is set by TARS itself.
+def _from_environment(name: str) -> dict[str, Any]:
+    return {"environment": name}
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    incidents_channel: str | None = None
-    services: dict[str, ServiceConfig] = Field(default_factory=dict)
-    policy: PolicyConfig = Field(default_factory=PolicyConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
-    approvers: ApproversConfig = Field(default_factory=ApproversConfig)
-    dry_run: bool = False
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
-    aws: AwsConfig = Field(default_factory=AwsConfig)
-    flags: dict[str, FlagConfig] = Field(default_factory=dict)
-    github: GitHubConfig = Field(default_factory=GitHubConfig)
+_FROM_FILE: dict[str, Any] = {"file": True}
 
-    @model_validator(mode="after")
-    def _flags_name_known_services(self) -> FileConfig:
-        for name, flag in self.flags.items():
-            if flag.service not in self.services:
-                raise ValueError(f"flags.{name}.service: {flag.service!r} is not a service in `services`")
-        return self
+
+class Config(BaseSettings):
+    """Everything TARS needs to start, declared once and validated once: `load_config` fills it from the
+    environment and the YAML file; tests and tools construct it directly from keyword arguments."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite:///tars.db", json_schema_extra=_from_environment("DATABASE_URL")
+    )
+    slack_bot_token: str | None = Field(default=None, json_schema_extra=_from_environment("SLACK_BOT_TOKEN"))
+    slack_signing_secret: str | None = Field(
+        default=None, json_schema_extra=_from_environment("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: str | None = Field(default=None, json_schema_extra=_from_environment("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field(
+        default=DEFAULT_SLACK_API_URL, json_schema_extra=_from_environment("SLACK_API_URL")
+    )
+    port: int = Field(default=3000, ge=0, le=65535, json_schema_extra=_from_environment("PORT"))
+    github_token: str | None = Field(default=None, json_schema_extra=_from_environment("GITHUB_TOKEN"))
+    # The environment's TARS_INCIDENTS_CHANNEL wins over the file's incidents_channel.
+    incidents_channel: str | None = Field(
+        default=None, json_schema_extra={**_from_environment("TARS_INCIDENTS_CHANNEL"), **_FROM_FILE}
+    )
+    services: dict[str, ServiceConfig] = Field(default_factory=dict, json_schema_extra=_FROM_FILE)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, json_schema_extra=_FROM_FILE)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, json_schema_extra=_FROM_FILE)
+    pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig, json_schema_extra=_FROM_FILE)
+    approvers: ApproversConfig = Field(default_factory=ApproversConfig, json_schema_extra=_FROM_FILE)
+    dry_run: bool = Field(default=False, json_schema_extra=_FROM_FILE)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig, json_schema_extra=_FROM_FILE)
+    aws: AwsConfig = Field(default_factory=AwsConfig, json_schema_extra=_FROM_FILE)
+    flags: dict[str, FlagConfig] = Field(default_factory=dict, json_schema_extra=_FROM_FILE)
+    github: GitHubConfig = Field(default_factory=GitHubConfig, json_schema_extra=_FROM_FILE)
+    config_source: str = "built-in example catalog"
+    # Pace posts to Slack's published rate limits. Always on in production; tests against the emulator turn it
+    # off unless they test the pacing itself, so they do not wait a second per post.
+    pace_slack: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments first, then whatever `load_config` is loading from (nothing otherwise, so that a
+        # Config built in a test never picks up the developer's own environment).
+        return (init_settings, *_LOADING.get())
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "github_token", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
 
     @field_validator("incidents_channel")
     @classmethod
@@ -300,53 +359,40 @@ class FileConfig(BaseModel):
                 raise ValueError(f"service name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
         return value
 
-
-class EnvSettings(BaseSettings):
-    """Environment variables; names are the upper-case field names."""
-
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
-
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
-    slack_api_url: str = DEFAULT_SLACK_API_URL
-    database_url: str = "sqlite:///tars.db"
-    port: int = Field(default=3000, ge=0, le=65535)
-    tars_config: str | None = None
-    tars_incidents_channel: str | None = None
-    github_token: str | None = None
+    @model_validator(mode="after")
+    def _flags_name_known_services(self) -> Config:
+        for name, flag in self.flags.items():
+            if flag.service not in self.services:
+                raise ValueError(f"flags.{name}.service: {flag.service!r} is not a service in `services`")
+        return self
 
 
-@dataclass(frozen=True)
-class Config:
-    """Everything TARS needs to start, already validated."""
+def _origin(name: str, key: str) -> Any:
+    extra = Config.model_fields[name].json_schema_extra
+    return extra.get(key) if isinstance(extra, dict) else None
 
-    database_url: str
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
-    slack_api_url: str = DEFAULT_SLACK_API_URL
-    port: int = 3000
-    incidents_channel: str | None = None
-    services: dict[str, ServiceConfig] = field(default_factory=dict)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    pagerduty: PagerDutyConfig = field(default_factory=PagerDutyConfig)
-    approvers: ApproversConfig = field(default_factory=ApproversConfig)
-    dry_run: bool = False
-    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
-    aws: AwsConfig = field(default_factory=AwsConfig)
-    flags: dict[str, FlagConfig] = field(default_factory=dict)
-    github: GitHubConfig = field(default_factory=GitHubConfig)
-    github_token: str | None = None
-    config_source: str = "built-in example catalog"
-    # Pace posts to Slack's published rate limits. Always on in production; tests against the emulator turn it
-    # off unless they test the pacing itself, so they do not wait a second per post.
-    pace_slack: bool = True
 
-    @property
-    def socket_mode(self) -> bool:
-        return bool(self.slack_app_token)
+ENVIRONMENT_VARIABLES = {
+    str(_origin(name, "environment")): name for name in Config.model_fields if _origin(name, "environment")
+}
+FILE_KEYS = frozenset(name for name in Config.model_fields if _origin(name, "file"))
+
+
+class _Values(PydanticBaseSettingsSource):
+    """Field values already read from one place (the environment, or the YAML document)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.values = values
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("tars_config_sources", default=())
 
 
 def normalize_database_url(url: str) -> str:
@@ -357,31 +403,7 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _format_validation_error(error: ValidationError, source: str, *, env_names: bool = False) -> str:
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
-        if env_names:
-            key = key.upper()
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        problems.append(f"{key}: {message}")
-    return f"{source}: " + "; ".join(problems)
-
-
-def parse_file_config(document: Any, source: str) -> FileConfig:
-    if document is None:
-        document = {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
-    try:
-        return FileConfig.model_validate(document)
-    except ValidationError as error:
-        raise ConfigError(_format_validation_error(error, source)) from None
-
-
-def read_file_config(path: str | None) -> tuple[FileConfig, str]:
+def _read_document(path: str | None) -> tuple[dict[str, Any], str]:
     """The YAML policy file, or the built-in example catalog when no file is named."""
     if path is None:
         text = resources.files("bot.core").joinpath("default_config.yaml").read_text(encoding="utf-8")
@@ -396,48 +418,46 @@ def read_file_config(path: str | None) -> tuple[FileConfig, str]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
-    return parse_file_config(document, source), source
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    unknown = sorted(str(key) for key in document if key not in FILE_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: " + "; ".join(f"{key}: unknown key" for key in unknown))
+    return document, source
 
 
 def load_config(environ: dict[str, str] | None = None) -> Config:
     """Build the configuration from the environment (and the YAML file it names)."""
-    env_source = dict(os.environ if environ is None else environ)
+    variables = {key.upper(): value for key, value in (os.environ if environ is None else environ).items()}
+    from_environment = {
+        field: variables[variable]
+        for variable, field in ENVIRONMENT_VARIABLES.items()
+        if variable in variables
+    }
+    document, source = _read_document(variables.get("TARS_CONFIG") or None)
+    token = _LOADING.set((_Values(Config, from_environment), _Values(Config, document)))
     try:
-        env = EnvSettings(_env_file=None, **{k.lower(): v for k, v in env_source.items() if _is_ours(k)})
+        return Config(config_source=source)
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(error, "environment", env_names=True)) from None
-    file_config, source = read_file_config(env.tars_config or None)
-    channel = env.tars_incidents_channel or file_config.incidents_channel
-    if channel is not None and not SLACK_CHANNEL_ID.match(channel):
-        raise ConfigError(
-            f"TARS_INCIDENTS_CHANNEL: must be a Slack channel id like C012ABCDEF, got {channel!r}"
-        )
-    api_url = env.slack_api_url if env.slack_api_url.endswith("/") else env.slack_api_url + "/"
-    return Config(
-        database_url=normalize_database_url(env.database_url),
-        slack_bot_token=env.slack_bot_token or None,
-        slack_signing_secret=env.slack_signing_secret or None,
-        slack_app_token=env.slack_app_token or None,
-        slack_api_url=api_url,
-        port=env.port,
-        incidents_channel=channel,
-        services=dict(file_config.services),
-        policy=file_config.policy,
-        scheduler=file_config.scheduler,
-        pagerduty=file_config.pagerduty,
-        approvers=file_config.approvers,
-        dry_run=file_config.dry_run,
-        kubernetes=file_config.kubernetes,
-        aws=file_config.aws,
-        flags=dict(file_config.flags),
-        github=file_config.github,
-        github_token=env.github_token or None,
-        config_source=source,
-    )
+        raise ConfigError(_explain(error, from_environment, source)) from None
+    finally:
+        _LOADING.reset(token)
 
 
-_ENV_KEYS = {name.upper() for name in EnvSettings.model_fields}
-
-
-def _is_ours(key: str) -> bool:
-    return key.upper() in _ENV_KEYS
+def _explain(error: ValidationError, from_environment: dict[str, Any], source: str) -> str:
+    """Each problem named by the key a person wrote: the variable for the environment, the YAML path else."""
+    variable_of = {field: variable for variable, field in ENVIRONMENT_VARIABLES.items()}
+    problems: dict[str, list[str]] = {}
+    for item in error.errors():
+        location = [str(part) for part in item["loc"]]
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        if location and location[0] in from_environment:
+            where, key = "environment", variable_of[location[0]]
+        else:
+            where, key = source, ".".join(location)
+        problems.setdefault(where, []).append(f"{key}: {message}" if key else message)
+    return "; ".join(f"{where}: " + "; ".join(found) for where, found in problems.items())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.comms.outbox import Outbox
-from bot.comms.reminders import Pager
+from bot.comms.paging import Pager
 from bot.core.database import reading, transaction
 from bot.core.domain_errors import DomainError
 from bot.incidents.command_parser import Declare
@@ -63,23 +63,19 @@ class IncidentFlows:
     def acknowledge(self, incident_id: int, *, actor: str) -> Change:
         return self._change(
             lambda s: self.service.acknowledge(s, incident_id, actor=actor),
-            note=lambda c: f"<@{actor}> acknowledged {c.incident.ref}.",
+            note=True,
         )
 
     def set_status(self, incident_id: int, status: Status, *, actor: str) -> Change:
         return self._change(
             lambda s: self.service.set_status(s, incident_id, status, actor=actor),
-            note=lambda c: (
-                f"<@{actor}> changed the status of {c.incident.ref}: {c.event.text.removeprefix('Status ')}."
-            ),
+            note=True,
         )
 
     def set_severity(self, incident_id: int, severity: int, *, actor: str) -> Change:
         return self._change(
             lambda s: self.service.set_severity(s, incident_id, severity, actor=actor),
-            note=lambda c: (
-                f"<@{actor}> changed the severity of {c.incident.ref}: {c.event.text.removeprefix('Severity ')}."
-            ),
+            note=True,
         )
 
     def post_update(self, incident_id: int, *, findings: str, eta: str | None, actor: str) -> Change:
@@ -91,7 +87,7 @@ class IncidentFlows:
             )
             return change
 
-        return self._change(apply, note=None)
+        return self._change(apply, note=False)
 
     def resolve(
         self,
@@ -119,7 +115,7 @@ class IncidentFlows:
                 hook(session, incident, actor)
             return change
 
-        return self._change(apply, note=lambda c: rendering.resolved_summary(c.incident))
+        return self._change(apply, note=True)
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -142,8 +138,10 @@ class IncidentFlows:
 
     # --- helpers ----------------------------------------------------------------------------------------------
 
-    def _change(self, apply: Callable[[Session], Change], *, note: Callable[[Change], str] | None) -> Change:
+    def _change(self, apply: Callable[[Session], Change], *, note: bool) -> Change:
+        """Apply a rule and refresh the card; with `note`, the change is also told in the card's thread."""
         with transaction(self.sessions) as session:
             change = apply(session)
-            self.outbox.refresh_card(session, change.incident, note(change) if note else None)
+            told = rendering.change_note(change.incident, change.event) if note else None
+            self.outbox.refresh_card(session, change.incident, told)
         return change

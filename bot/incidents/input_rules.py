@@ -119,20 +119,23 @@ def check_command_length(text: str) -> None:
 
 def id_problem(body: dict[str, object]) -> str | None:
     """Why the user or channel id in a Slack request cannot be stored, or None when both are fine."""
-    user = body.get("user_id")
-    if user is None and isinstance(body.get("user"), dict):
-        user = body["user"].get("id")  # type: ignore[union-attr]
+    user = _slack_id(body, "user")
     if user is not None and not (isinstance(user, str) and USER_ID.fullmatch(user)):
         return (
             "TARS cannot act on this request: the Slack user id is not one it can store "
             "(expected U or W and 2 to 31 capital letters or digits, 32 characters at most). Nothing was saved."
         )
-    channel = body.get("channel_id")
-    if channel is None and isinstance(body.get("channel"), dict):
-        channel = body["channel"].get("id")  # type: ignore[union-attr]
+    channel = _slack_id(body, "channel")
     if channel is not None and not (isinstance(channel, str) and CHANNEL_ID.fullmatch(channel)):
         return (
             "TARS cannot act on this request: the Slack channel id is not one it can store "
             "(expected C, D or G and 2 to 31 capital letters or digits). Nothing was saved."
         )
     return None
+
+
+def _slack_id(body: dict[str, object], name: str) -> object:
+    """`<name>_id` (slash commands) or `<name>.id` (interactions), as sent."""
+    flat = body.get(f"{name}_id")
+    nested = body.get(name)
+    return nested.get("id") if flat is None and isinstance(nested, dict) else flat

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, load_only
 
 from bot.comms.reminders import Planner
 from bot.core.clock import Clock
 from bot.core.database import table_of
 from bot.core.domain_errors import IllegalTransition, NotFound, UsageError
-from bot.core.durations import format_duration
 from bot.core.settings import PolicyConfig, ServiceConfig
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
+from bot.slack import rendering
 
 SYSTEM_ACTOR = "tars"
 
@@ -33,6 +33,11 @@ LIST_LIMIT = 50
 _LOAD_INCIDENT = select(Incident).where(Incident.id == bindparam("id"))
 _LOCK_INCIDENT = _LOAD_INCIDENT.with_for_update().execution_options(populate_existing=True)
 _RECORD = insert(table_of(TimelineEvent))
+_ATTACH_CARD = (
+    update(table_of(Incident))
+    .where(table_of(Incident).c.id == bindparam("incident_id"))
+    .values(channel_id=bindparam("channel"), card_ts=bindparam("ts"))
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,20 @@ class IncidentService:
         text: str,
         data: dict[str, Any] | None = None,
     ) -> TimelineEvent:
+        return self.record_for(session, incident.id, actor=actor, kind=kind, text=text, data=data)
+
+    def record_for(
+        self,
+        session: Session,
+        incident_id: int,
+        *,
+        actor: str,
+        kind: str,
+        text: str,
+        data: dict[str, Any] | None = None,
+    ) -> TimelineEvent:
         row = {
-            "incident_id": incident.id,
+            "incident_id": incident_id,
             "at": self.clock.now(),
             "actor": actor,
             "kind": kind,
@@ -168,11 +185,11 @@ class IncidentService:
         self.planner.on_declared(session, incident)
         return Change(incident, event)
 
-    def attach_card(self, session: Session, incident_id: int, *, channel_id: str, ts: str) -> Incident:
-        incident = self.get(session, incident_id, for_update=True)
-        incident.channel_id = channel_id
-        incident.card_ts = ts
-        return incident
+    def card_posted(self, session: Session, incident_id: int, result: dict[str, Any]) -> None:
+        """The incident's card is in Slack: remember where, so refreshes and thread posts find it."""
+        session.connection().execute(
+            _ATTACH_CARD, {"incident_id": incident_id, "channel": result["channel"], "ts": result["ts"]}
+        )
 
     def acknowledge(self, session: Session, incident_id: int, *, actor: str) -> Change:
         incident = self._open_incident(session, incident_id, "acknowledge")
@@ -285,16 +302,16 @@ class IncidentService:
         incident = self._open_incident(session, incident_id, "resolve")
         old = incident.status_enum
         now = self.clock.now()
-        guard = self._monitoring_guard(incident)
-        if guard and not force:
-            raise IllegalTransition(guard)
-        if guard:
+        shortfall = self._monitoring_shortfall(incident)
+        if shortfall and not force:
+            raise IllegalTransition(rendering.monitoring_refusal(incident, **shortfall))
+        if shortfall:
             self.record(
                 session,
                 incident,
                 actor=actor,
                 kind="resolve_guard_overridden",
-                text=f"Resolved with --force, overriding: {guard.split(';')[0]}",
+                text=f"Resolved with --force, overriding: {rendering.monitoring_shortfall(incident, **shortfall)}",
                 data={"min_monitoring_seconds": int(self.policy.min_monitoring.total_seconds())},
             )
         incident.status = Status.RESOLVED.value
@@ -318,31 +335,20 @@ class IncidentService:
                 "users_affected": users_affected,
                 "duration_seconds": int((now - incident.declared_at).total_seconds()),
                 "postmortem_due_at": _iso(incident.postmortem_due_at),
-                "forced": bool(guard),
+                "forced": bool(shortfall),
             },
         )
         self.planner.on_resolved(session, incident)
         return Change(incident, event)
 
-    def _monitoring_guard(self, incident: Incident) -> str | None:
-        """Why resolving now breaks the runbook's "monitor for at least 10 minutes" rule, or None."""
+    def _monitoring_shortfall(self, incident: Incident) -> dict[str, Any] | None:
+        """How resolving now falls short of the runbook's "monitor for at least 10 minutes" rule, or None:
+        the minimum, and how long it has been watched (None: it is not in Monitoring)."""
         minimum = self.policy.min_monitoring
-        needed = format_duration(minimum)
         if incident.status_enum != Status.MONITORING or incident.monitoring_since is None:
-            return (
-                f"{incident.ref} is {incident.status_enum.label}, not Monitoring; the runbook asks for at least "
-                f"{needed} of monitoring before resolving. Move it with `/incident status {incident.id} monitoring`, "
-                f"or add `--force` to resolve now (recorded in the timeline)."
-            )
+            return {"minimum": minimum, "watched": None}
         watched = self.clock.now() - incident.monitoring_since
-        if watched < minimum:
-            ready = incident.monitoring_since + minimum
-            return (
-                f"{incident.ref} has been Monitoring for {format_duration(watched) if watched.total_seconds() >= 1 else '0s'}; "
-                f"the runbook asks for at least {needed} before resolving (ready at {ready:%H:%M} UTC). "
-                f"Add `--force` to resolve now (recorded in the timeline)."
-            )
-        return None
+        return {"minimum": minimum, "watched": watched} if watched < minimum else None
 
     # --- helpers -------------------------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.comms.announcer import reply_privately
-from bot.core.database import autocommit
+from bot.core.database import autocommit, table_of
 from bot.ingress.seen_requests import SeenRequest
 from bot.slack.rendering import DATABASE_DOWN_TEXT
 
@@ -307,7 +307,7 @@ class ReplayGuard:
         # it costs more than running it.
         upsert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._remember = (
-            upsert(SeenRequest.__table__)
+            upsert(table_of(SeenRequest))
             .values(signature=bindparam("signature"), seen_at=bindparam("seen_at"))
             .on_conflict_do_nothing(index_elements=["signature"])
         )

@@ -12,15 +12,17 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.core.clock import Clock
+from bot.core.database import table_of
 from bot.core.domain_errors import IllegalTransition, NotFound
 from bot.core.settings import ApproversConfig, PolicyConfig
 from bot.incidents.incident_records import Incident
@@ -31,13 +33,21 @@ from bot.remediation.action_records import (
     ActionState,
     ActionVote,
 )
-from bot.remediation.platforms import Planned
+from bot.remediation.platforms import RemediationPlan
 from bot.slack import rendering
 
 log = logging.getLogger(__name__)
 
 # Longer than the slowest run (rollout follow times out after 10 minutes) with a wide margin.
 ABANDONED_AFTER = timedelta(minutes=30)
+
+
+_ACTIONS = table_of(ActionRequest)
+_ATTACH_CARD = (
+    update(_ACTIONS)
+    .where(_ACTIONS.c.id == bindparam("action_id"))
+    .values(card_channel=bindparam("channel"), card_ts=bindparam("ts"))
+)
 
 
 class ApproverDirectory:
@@ -72,9 +82,10 @@ class ApproverDirectory:
 
     def _group_members(self) -> set[str]:
         with self._lock:
-            if time.monotonic() - self._fetched_at > self.cache_seconds:
+            group = self.config.usergroup
+            if group is not None and time.monotonic() - self._fetched_at > self.cache_seconds:
                 try:
-                    response = self.client.usergroups_users_list(usergroup=self.config.usergroup)
+                    response = self.client.usergroups_users_list(usergroup=group)
                     self._members = set(response.get("users", []))
                     self._fetched_at = time.monotonic()
                 except SlackApiError:
@@ -110,6 +121,12 @@ class ActionService:
         self.policy = policy
         self.approvers = approvers
         self.incidents = incidents
+
+    def card_posted(self, session: Session, incident_id: int, result: dict[str, Any]) -> None:
+        """The approval card is in the incident's thread: remember where, so votes can update it."""
+        session.connection().execute(
+            _ATTACH_CARD, {"action_id": result["action_id"], "channel": result["channel"], "ts": result["ts"]}
+        )
 
     def in_flight(self, session: Session, incident_id: int) -> ActionRequest | None:
         statement = select(ActionRequest).where(
@@ -155,7 +172,7 @@ class ActionService:
         return action.state_enum == ActionState.EXECUTING and self.clock.now() - started > ABANDONED_AFTER
 
     def create(
-        self, session: Session, incident_id: int, planned: Planned, *, actor: str, advice: str | None
+        self, session: Session, incident_id: int, planned: RemediationPlan, *, actor: str, advice: str | None
     ) -> ActionRequest:
         incident = self.incidents.get(session, incident_id, for_update=True)
         if not incident.is_open:

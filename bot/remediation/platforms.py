@@ -36,7 +36,7 @@ ENV = "env"
 
 
 @dataclass(frozen=True)
-class Planned:
+class RemediationPlan:
     kind: str  # rollback | scale
     platform: str  # kubernetes | ecs
     summary: str  # what will happen, for the approval card
@@ -117,12 +117,12 @@ class Platforms:
 
     # --- planning -------------------------------------------------------------------------------------------
 
-    def plan_rollback(self, service: str, to_revision: int | None) -> Planned:
+    def plan_rollback(self, service: str, to_revision: int | None) -> RemediationPlan:
         entry = self._service(service, "roll back")
         if entry.kubernetes:
             plan = self.kubernetes.plan_rollback(self._k8s_ref(entry), to_revision)
             snap = plan.snapshot
-            return Planned(
+            return RemediationPlan(
                 ROLLBACK,
                 "kubernetes",
                 f"{service}: {plan.describe()}",
@@ -133,7 +133,7 @@ class Platforms:
             )
         plan_ecs = self.ecs.plan_rollback(self._ecs_ref(entry), to_revision)
         ecs_snap = plan_ecs.snapshot
-        return Planned(
+        return RemediationPlan(
             ROLLBACK,
             "ecs",
             f"{service}: {plan_ecs.describe()}",
@@ -143,7 +143,7 @@ class Platforms:
             service=service,
         )
 
-    def plan_scale(self, service: str, replicas: int) -> Planned:
+    def plan_scale(self, service: str, replicas: int) -> RemediationPlan:
         entry = self._service(service, "scale")
         if not 1 <= replicas <= entry.max_replicas:
             raise UsageError(
@@ -153,7 +153,7 @@ class Platforms:
         if entry.kubernetes:
             plan = self.kubernetes.plan_scale(self._k8s_ref(entry), replicas)
             snap = plan.snapshot
-            return Planned(
+            return RemediationPlan(
                 SCALE,
                 "kubernetes",
                 f"{service}: {plan.describe()}",
@@ -163,7 +163,7 @@ class Platforms:
                 service=service,
             )
         plan_ecs = self.ecs.plan_scale(self._ecs_ref(entry), replicas)
-        return Planned(
+        return RemediationPlan(
             SCALE,
             "ecs",
             f"{service}: {plan_ecs.describe()}",
@@ -173,7 +173,7 @@ class Platforms:
             service=service,
         )
 
-    def plan_flag(self, name: str, value: str) -> Planned:
+    def plan_flag(self, name: str, value: str) -> RemediationPlan:
         flag = self.flag_catalog.get(name)
         if flag is None:
             known = ", ".join(f"`{n}`" for n in sorted(self.flag_catalog)) or "(none configured)"
@@ -184,7 +184,7 @@ class Platforms:
         path = flag.parameter_path(name)
         plan = self.flags.plan(path, value)
         current = plan.current
-        return Planned(
+        return RemediationPlan(
             FLAG,
             "ssm",
             f"{flag.service}: flag {name}: {plan.describe()}",
@@ -194,7 +194,7 @@ class Platforms:
             service=flag.service,
         )
 
-    def plan_env(self, service: str, function: str, changes: dict[str, str]) -> Planned:
+    def plan_env(self, service: str, function: str, changes: dict[str, str]) -> RemediationPlan:
         entry = self.services.get(service)
         if entry is None or function not in entry.lambda_functions:
             owner = next((name for name, s in self.services.items() if function in s.lambda_functions), None)
@@ -206,7 +206,7 @@ class Platforms:
                 )
             service = owner
         plan = self.lambdas.plan(function, changes)
-        return Planned(
+        return RemediationPlan(
             ENV,
             "lambda",
             f"{service}: {plan.describe()}",
@@ -232,15 +232,8 @@ class Platforms:
         self, action_kind: str, service: str, params: dict[str, Any], snapshot: dict[str, Any]
     ) -> ActionResult:
         """Plan again with the stored parameters; run only if the target still matches what was approved."""
-        kind = action_kind.split("_", 1)[1]
-        if kind == FLAG:
-            planned = self.plan_flag(str(params["flag"]), str(params["value"]))
-        elif kind == ENV:
-            planned = self.plan_env(service, str(params["function"]), dict(params["changes"]))
-        elif kind == ROLLBACK:
-            planned = self.plan_rollback(service, int(params["to_revision"]))
-        else:
-            planned = self.plan_scale(service, int(params["replicas"]))
+        kind = _kind(action_kind)
+        planned = kind.replan(self, service, params)
         changed = {
             key: (was, planned.snapshot.get(key))
             for key, was in snapshot.items()
@@ -249,52 +242,14 @@ class Platforms:
         if changed:
             detail = ", ".join(f"{key} was {was} and is now {now}" for key, (was, now) in changed.items())
             raise TargetChanged(f"{service} changed since the request ({detail}); make a new request.")
-        if kind == FLAG:
-            if planned.params["path"] != params["path"]:
-                raise TargetChanged(
-                    f"the catalog now keeps `{params['flag']}` at {planned.params['path']}, not {params['path']}; "
-                    "make a new request."
-                )
-            return self.flags.apply(self.flags.plan(str(params["path"]), str(params["value"])))
-        if kind == ENV:
-            return self.lambdas.apply(self.lambdas.plan(str(params["function"]), dict(params["changes"])))
-        entry = self._service(service, kind)
-        if entry.kubernetes:
-            ref = self._k8s_ref(entry)
-            if kind == ROLLBACK:
-                return self.kubernetes.rollback(
-                    self.kubernetes.plan_rollback(ref, int(params["to_revision"]))
-                )
-            return self.kubernetes.scale(self.kubernetes.plan_scale(ref, int(params["replicas"])))
-        ecs_ref = self._ecs_ref(entry)
-        if kind == ROLLBACK:
-            return self.ecs.rollback(self.ecs.plan_rollback(ecs_ref, int(params["to_revision"])))
-        return self.ecs.scale(self.ecs.plan_scale(ecs_ref, int(params["replicas"])))
+        return kind.send(self, service, params, planned)
 
     def follow(
         self, action_kind: str, service: str, on_progress: Callable[[str], None]
     ) -> tuple[bool, str] | None:
         """Watch the rollout until it finishes, fails or times out (None: nothing rolls out); never raises."""
-        if action_kind.split("_", 1)[1] in (FLAG, ENV):
-            return None
-        entry = self._service(service, "watch")
-        if entry.kubernetes:
-            status = self.kubernetes.wait_for_rollout(
-                self._k8s_ref(entry),
-                timeout=self.rollout_timeout,
-                poll=self.poll_seconds,
-                on_progress=lambda s: on_progress(s.message),
-            )
-            if status.done:
-                return True, status.message
-            reason = "the rollout failed (ProgressDeadlineExceeded)" if status.failed else "timed out waiting"
-            return False, f"{reason}: {status.message}"
-        return self.ecs.wait_until_stable(
-            self._ecs_ref(entry),
-            timeout=self.rollout_timeout,
-            poll=self.poll_seconds,
-            on_progress=on_progress,
-        )
+        follow = _kind(action_kind).follow
+        return None if follow is None else follow(self, service, on_progress)
 
     # --- catalog --------------------------------------------------------------------------------------------
 
@@ -325,3 +280,118 @@ class Platforms:
         return EcsServiceRef(
             cluster=target.cluster, service=target.service, region=target.region or self.default_region
         )
+
+
+# --- one entry per kind of remediation -----------------------------------------------------------------------
+# Each kind says how a stored request is planned again (to compare with what the approvers saw), sent, and,
+# where something rolls out, followed. Adding a kind is one integration method and one line in KINDS.
+
+
+@dataclass(frozen=True)
+class RemediationKind:
+    replan: Callable[[Platforms, str, dict[str, Any]], RemediationPlan]
+    send: Callable[[Platforms, str, dict[str, Any], RemediationPlan], ActionResult]
+    follow: Callable[[Platforms, str, Callable[[str], None]], tuple[bool, str]] | None = None
+
+
+def _kubernetes_ref(platforms: Platforms, service: str, doing: str) -> DeploymentRef:
+    return platforms._k8s_ref(platforms._service(service, doing))
+
+
+def _ecs_ref(platforms: Platforms, service: str, doing: str) -> EcsServiceRef:
+    return platforms._ecs_ref(platforms._service(service, doing))
+
+
+def _follow_kubernetes(
+    platforms: Platforms, service: str, on_progress: Callable[[str], None]
+) -> tuple[bool, str]:
+    status = platforms.kubernetes.wait_for_rollout(
+        _kubernetes_ref(platforms, service, "watch"),
+        timeout=platforms.rollout_timeout,
+        poll=platforms.poll_seconds,
+        on_progress=lambda s: on_progress(s.message),
+    )
+    if status.done:
+        return True, status.message
+    reason = "the rollout failed (ProgressDeadlineExceeded)" if status.failed else "timed out waiting"
+    return False, f"{reason}: {status.message}"
+
+
+def _follow_ecs(platforms: Platforms, service: str, on_progress: Callable[[str], None]) -> tuple[bool, str]:
+    return platforms.ecs.wait_until_stable(
+        _ecs_ref(platforms, service, "watch"),
+        timeout=platforms.rollout_timeout,
+        poll=platforms.poll_seconds,
+        on_progress=on_progress,
+    )
+
+
+def _send_flag(
+    platforms: Platforms, service: str, params: dict[str, Any], planned: RemediationPlan
+) -> ActionResult:
+    if planned.params["path"] != params["path"]:
+        raise TargetChanged(
+            f"the catalog now keeps `{params['flag']}` at {planned.params['path']}, not {params['path']}; "
+            "make a new request."
+        )
+    return platforms.flags.apply(platforms.flags.plan(str(params["path"]), str(params["value"])))
+
+
+def _replan_rollback(platforms: Platforms, service: str, params: dict[str, Any]) -> RemediationPlan:
+    return platforms.plan_rollback(service, int(params["to_revision"]))
+
+
+def _replan_scale(platforms: Platforms, service: str, params: dict[str, Any]) -> RemediationPlan:
+    return platforms.plan_scale(service, int(params["replicas"]))
+
+
+KINDS: dict[str, RemediationKind] = {
+    "kubernetes_rollback": RemediationKind(
+        replan=_replan_rollback,
+        send=lambda p, service, params, _planned: p.kubernetes.rollback(
+            p.kubernetes.plan_rollback(_kubernetes_ref(p, service, ROLLBACK), int(params["to_revision"]))
+        ),
+        follow=_follow_kubernetes,
+    ),
+    "kubernetes_scale": RemediationKind(
+        replan=_replan_scale,
+        send=lambda p, service, params, _planned: p.kubernetes.scale(
+            p.kubernetes.plan_scale(_kubernetes_ref(p, service, SCALE), int(params["replicas"]))
+        ),
+        follow=_follow_kubernetes,
+    ),
+    "ecs_rollback": RemediationKind(
+        replan=_replan_rollback,
+        send=lambda p, service, params, _planned: p.ecs.rollback(
+            p.ecs.plan_rollback(_ecs_ref(p, service, ROLLBACK), int(params["to_revision"]))
+        ),
+        follow=_follow_ecs,
+    ),
+    "ecs_scale": RemediationKind(
+        replan=_replan_scale,
+        send=lambda p, service, params, _planned: p.ecs.scale(
+            p.ecs.plan_scale(_ecs_ref(p, service, SCALE), int(params["replicas"]))
+        ),
+        follow=_follow_ecs,
+    ),
+    "ssm_flag": RemediationKind(
+        replan=lambda p, _service, params: p.plan_flag(str(params["flag"]), str(params["value"])),
+        send=_send_flag,
+    ),
+    "lambda_env": RemediationKind(
+        replan=lambda p, service, params: p.plan_env(
+            service, str(params["function"]), dict(params["changes"])
+        ),
+        send=lambda p, _service, params, _planned: p.lambdas.apply(
+            p.lambdas.plan(str(params["function"]), dict(params["changes"]))
+        ),
+    ),
+}
+
+
+def _kind(action_kind: str) -> RemediationKind:
+    kind = KINDS.get(action_kind)
+    if kind is None:
+        # A row written by a newer TARS, or by hand: refuse it rather than guess what it means.
+        raise UsageError(f"TARS does not know how to carry out a `{action_kind}` request.")
+    return kind

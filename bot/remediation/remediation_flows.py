@@ -24,7 +24,7 @@ from bot.incidents.incident_records import Incident
 from bot.incidents.lifecycle import IncidentService
 from bot.remediation.action_records import ActionRequest, ActionState
 from bot.remediation.approvals import ActionService, ApproverDirectory, Vote, VoteOutcome, rollback_advice
-from bot.remediation.platforms import ROLLBACK, Planned, Platforms
+from bot.remediation.platforms import ROLLBACK, Platforms, RemediationPlan
 from bot.slack import rendering
 from integrations.plans import IntegrationError, NothingToDo, TargetChanged
 
@@ -132,7 +132,7 @@ class RemediationFlows:
             return service or incident.service
 
     @staticmethod
-    def _plan(make: object) -> Planned:
+    def _plan(make: object) -> RemediationPlan:
         try:
             return make()  # type: ignore[operator,no-any-return]
         except NothingToDo as nothing:
@@ -140,7 +140,7 @@ class RemediationFlows:
         except IntegrationError as error:
             raise DomainError(f"TARS could not plan this: {error.message}") from error
 
-    def _create(self, incident_id: int, planned: Planned, *, actor: str) -> ActionRequest:
+    def _create(self, incident_id: int, planned: RemediationPlan, *, actor: str) -> ActionRequest:
         with transaction(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
             advice = (

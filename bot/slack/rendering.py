@@ -19,10 +19,11 @@ import json
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec
 
+from bot.core.durations import format_duration
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
 from bot.slack.slack_limits import FIELD_TEXT, MESSAGE_TEXT, SECTION_TEXT, fit_blocks, fit_text, fit_view
@@ -980,3 +981,49 @@ def rollback_by_commit_reply(issue_url: str, pull_url: str) -> str:
 @_fitted_text
 def postmortem_posted_reply(link: str) -> str:
     return "Posted the post-mortem draft in the incident thread" + (f": {escape(link)}" if link else ".")
+
+
+# --- the resolve guard and change notes ----------------------------------------------------------------------
+
+
+def monitoring_shortfall(incident: Incident, *, minimum: timedelta, watched: timedelta | None) -> str:
+    """How resolving now falls short of the runbook's minimum monitoring, in one clause."""
+    if watched is None:
+        return f"{incident.ref} is {incident.status_enum.label}, not Monitoring"
+    return f"{incident.ref} has been Monitoring for {_watched(watched)} of {format_duration(minimum)}"
+
+
+def monitoring_refusal(incident: Incident, *, minimum: timedelta, watched: timedelta | None) -> str:
+    """The private reply when `resolve` comes before the runbook's minimum monitoring."""
+    needed = format_duration(minimum)
+    if watched is None:
+        return (
+            f"{incident.ref} is {incident.status_enum.label}, not Monitoring; the runbook asks for at least "
+            f"{needed} of monitoring before resolving. Move it with `/incident status {incident.id} monitoring`, "
+            f"or add `--force` to resolve now (recorded in the timeline)."
+        )
+    assert incident.monitoring_since is not None  # it is being watched
+    ready = incident.monitoring_since + minimum
+    return (
+        f"{incident.ref} has been Monitoring for {_watched(watched)}; the runbook asks for at least {needed} before "
+        f"resolving (ready at {ready:%H:%M} UTC). Add `--force` to resolve now (recorded in the timeline)."
+    )
+
+
+def _watched(watched: timedelta) -> str:
+    return format_duration(watched) if watched.total_seconds() >= 1 else "0s"
+
+
+def change_note(incident: Incident, event: TimelineEvent) -> str:
+    """The line in the card's thread that tells a change, from its timeline entry."""
+    who, data = mention(event.actor), event.data or {}
+    if event.kind == "acknowledged":
+        return f"{who} acknowledged {incident.ref}."
+    if event.kind == "status_changed":
+        old, new = Status(data["old"]).label, Status(data["new"]).label
+        return f"{who} changed the status of {incident.ref}: {old} → {new}."
+    if event.kind == "severity_changed":
+        return f"{who} changed the severity of {incident.ref}: P{data['old']} → P{data['new']}."
+    if event.kind == "resolved":
+        return resolved_summary(incident)
+    return f"{who} changed {incident.ref}: {escape(event.text)}"

@@ -648,7 +648,7 @@ class SlackEmulator:
         if call.method == "chat.postEphemeral":
             return True
         if call.method == COMMAND_ACK:
-            return call.args.get("response_type", "ephemeral") != "in_channel"
+            return bool(call.args.get("response_type", "ephemeral") != "in_channel")
         if call.method != "response_url":
             return False
         args = call.args
@@ -657,7 +657,7 @@ class SlackEmulator:
         if _truthy(args.get("replace_original")):
             # Replacing a real channel message is not ephemeral; replacing an ephemeral reply still is.
             return id(call) not in self._replaced_originals
-        return args.get("response_type", "ephemeral") != "in_channel"
+        return bool(args.get("response_type", "ephemeral") != "in_channel")
 
     def rate_limited_calls(self) -> list[RecordedCall]:
         """Every call answered 429, so a run can assert it never outpaced Slack's limits."""
@@ -714,7 +714,9 @@ class SlackEmulator:
             },
         }
         if is_bot and user_id == self.bot_user_id:
-            user["profile"]["bot_id"] = BOT_ID
+            profile = user["profile"]
+            assert isinstance(profile, dict)
+            profile["bot_id"] = BOT_ID
         with self._lock:
             self._users[user_id] = user
 
@@ -1061,6 +1063,7 @@ class SlackEmulator:
             if not isinstance(name, str):
                 continue
             data = part.get_payload(decode=True) or b""
+            assert isinstance(data, bytes)  # decode=True on a non-multipart part gives bytes
             if part.get_filename():
                 fields[name] = data
             else:
@@ -1088,7 +1091,8 @@ class SlackEmulator:
                 args["user"] = registration.user
                 self._raise_injected_failure("response_url")
                 touched_original = self._apply_response(registration, args)
-                status, text, response = 200, "ok", {"ok": True}
+                status, text = 200, "ok"
+                response: dict[str, Any] = {"ok": True}
             except _ApiError as exc:
                 touched_original = False
                 status, text, extra_headers = exc.status, exc.error, exc.headers
@@ -1096,7 +1100,8 @@ class SlackEmulator:
             except Exception:
                 logger.exception("Slack emulator failed on a response_url post")
                 touched_original = False
-                status, text, response = 500, "internal_error", {"ok": False, "error": "internal_error"}
+                status, text = 500, "internal_error"
+                response = {"ok": False, "error": "internal_error"}
             call = self._record("response_url", args, None, response, status)
             if touched_original:
                 self._replaced_originals.add(id(call))
@@ -1778,7 +1783,7 @@ class SlackEmulator:
         if not isinstance(filename, str) or not filename.strip():
             raise _ApiError("invalid_arguments")
         try:
-            length = int(args.get("length"))
+            length = int(args["length"])
         except (TypeError, ValueError):
             raise _ApiError("invalid_arguments") from None
         if length <= 0:
