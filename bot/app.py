@@ -33,6 +33,7 @@ from bot.ingress.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
 from bot.ingress.http_server import TarsWsgi
 from bot.remediation.approvals import ActionService, ApproverDirectory
 from bot.remediation.code_fixes import CodeFixFlows
+from bot.remediation.execution import RemediationRuns
 from bot.remediation.platforms import Platforms
 from bot.remediation.remediation_flows import RemediationFlows
 from bot.runtime import Tars
@@ -109,7 +110,8 @@ def build_tars(
     )
     jobs = CommandJobs(sessions, service, outbox, config.services, remediation, code_fixes, reply_privately)
     delivery.register(COMMAND_KIND, jobs.run)
-    delivery.register(REMEDIATION_KIND, remediation.start)
+    runs = RemediationRuns(sessions, clock, actions, service, remediation.platforms, outbox, planner)
+    delivery.register(REMEDIATION_KIND, runs.start)
 
     # Phase 5: a P1's post-mortem draft is drafted the moment it is resolved, by a worker after the answer.
     def draft_postmortem(session: Session, incident: Incident, actor: str) -> None:
@@ -128,6 +130,7 @@ def build_tars(
         scheduler=scheduler,
         delivery=delivery,
         remediation=remediation,
+        remediation_runs=runs,
         code_fixes=code_fixes,
         jobs=jobs,
         buttons=ButtonBinding(sessions, service, actions),
@@ -154,7 +157,7 @@ class TarsApp:
         self.tars.scheduler.stop()
         self.listeners.shutdown(wait=True)
         self.tars.delivery.stop()
-        self.tars.remediation.shutdown(wait=wait_for_remediation)
+        self.tars.remediation_runs.shutdown(wait=wait_for_remediation)
 
 
 def bolt_dispatch(bolt: App) -> Dispatch:

@@ -17,6 +17,7 @@ from bot.incidents.command_jobs import CommandJobs
 from bot.incidents.incident_flows import IncidentFlows
 from bot.ingress.button_binding import ButtonBinding
 from bot.remediation.code_fixes import CodeFixFlows
+from bot.remediation.execution import RemediationRuns
 from bot.remediation.remediation_flows import RemediationFlows
 
 
@@ -32,6 +33,7 @@ class Tars:
     scheduler: Scheduler
     delivery: DeliveryEngine
     remediation: RemediationFlows
+    remediation_runs: RemediationRuns
     code_fixes: CodeFixFlows
     jobs: CommandJobs
     buttons: ButtonBinding

@@ -100,7 +100,8 @@ def register(app: App, tars: Tars) -> None:
         user = acting_user(body)
         button = "Approve" if approve else "Deny"
         tars.buttons.action_card(action_id, clicked_message(body), actor=user, button=button)
-        return tars.remediation.vote(action_id, user=user, approve=approve).message
+        vote = tars.remediation.vote(action_id, user=user, approve=approve)
+        return rendering.vote_reply(vote, approvers=tars.remediation.approvers.describe())
 
     @app.action(rendering.APPROVE_ACTION)
     @guarded
@@ -137,5 +138,8 @@ def register(app: App, tars: Tars) -> None:
         tars.buttons.incident_thread(
             target.incident, clicked_message(body), actor=user, button="Merge", record=target.record
         )
-        reply = tars.code_fixes.merge(target, actor=user)
+        merged = tars.code_fixes.merge(target, actor=user)
+        reply = rendering.merge_reply(
+            merged.outcome, merged.detail, approvers=tars.code_fixes.approvers.describe()
+        )
         respond(text=reply, response_type="ephemeral", replace_original=False)

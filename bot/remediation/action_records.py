@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.core.database import Base, UTCDateTime
+from bot.incidents.incident_records import Incident
 
 
 class ActionState(StrEnum):
@@ -94,3 +96,22 @@ class ActionVote(Base):
     user_id: Mapped[str] = mapped_column(String(32))
     decision: Mapped[str] = mapped_column(String(8))  # approve | deny
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VoteOutcome(StrEnum):
+    APPROVED_MORE_NEEDED = "approved_more_needed"
+    EXECUTE = "execute"  # this vote completed the approvals: run it
+    DENIED = "denied"
+    REFUSED = "refused"  # not allowed to vote; audited
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Vote:
+    """What one click on Approve or Deny did; `slack.rendering.vote_reply` words it for the person."""
+
+    outcome: VoteOutcome
+    action: ActionRequest
+    incident: Incident
+    why: str = ""  # for REFUSED, EXPIRED and DENIED: which rule decided
+    missing: int = 0  # approvals still needed

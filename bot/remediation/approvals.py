@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 from slack_sdk import WebClient
@@ -32,6 +30,8 @@ from bot.remediation.action_records import (
     ActionRequest,
     ActionState,
     ActionVote,
+    Vote,
+    VoteOutcome,
 )
 from bot.remediation.platforms import RemediationPlan
 from bot.slack import rendering
@@ -75,10 +75,7 @@ class ApproverDirectory:
         return self.config.usergroup is not None and user_id in self._group_members()
 
     def describe(self) -> str:
-        parts = [rendering.mention(user) for user in self.config.users]
-        if self.config.usergroup:
-            parts.append(rendering.mention_target(self.config.usergroup))
-        return ", ".join(parts) or "nobody (set `approvers` in TARS_CONFIG)"
+        return rendering.approvers_text(self.config.users, self.config.usergroup)
 
     def _group_members(self) -> set[str]:
         with self._lock:
@@ -95,22 +92,6 @@ class ApproverDirectory:
                     if time.monotonic() - self._fetched_at > self.stale_limit:
                         self._members = set()
             return set(self._members)
-
-
-class VoteOutcome(StrEnum):
-    APPROVED_MORE_NEEDED = "approved_more_needed"
-    EXECUTE = "execute"  # this vote completed the approvals: run it
-    DENIED = "denied"
-    REFUSED = "refused"  # not allowed to vote; audited
-    EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class Vote:
-    outcome: VoteOutcome
-    message: str  # for the person who clicked
-    action: ActionRequest
-    incident: Incident
 
 
 class ActionService:
@@ -217,7 +198,7 @@ class ActionService:
         incident = self.incidents.get(session, action.incident_id)
         now = self.clock.now()
 
-        def refuse(message: str, why: str) -> Vote:
+        def refuse(why: str) -> Vote:
             self.incidents.record(
                 session,
                 incident,
@@ -226,42 +207,24 @@ class ActionService:
                 text=f"{'Approval' if approve else 'Denial'} of {action.ref} refused: {why}",
                 data={"action_id": action.id, "reason": why},
             )
-            return Vote(VoteOutcome.REFUSED, message, action, incident)
+            return Vote(VoteOutcome.REFUSED, action, incident, why=why)
 
         if action.state_enum != ActionState.PENDING:
-            return Vote(VoteOutcome.REFUSED, rendering.action_outcome_text(action), action, incident)
+            return Vote(VoteOutcome.REFUSED, action, incident, why="decided")
         if not incident.is_open:
             self.expire(session, action, incident, reason=f"{incident.ref} was resolved")
-            return Vote(
-                VoteOutcome.EXPIRED,
-                f"{incident.ref} is resolved, so request {action.ref} was retired; nothing was changed.",
-                action,
-                incident,
-            )
+            return Vote(VoteOutcome.EXPIRED, action, incident, why="incident resolved")
         if now >= action.expires_at:
             self.expire(session, action, incident)
-            return Vote(
-                VoteOutcome.EXPIRED,
-                f"Request {action.ref} expired at {action.expires_at:%H:%M} UTC; make a new request.",
-                action,
-                incident,
-            )
+            return Vote(VoteOutcome.EXPIRED, action, incident, why="expired")
         withdrawing = not approve and user == action.requested_by
         if approve and user == action.requested_by:
-            return refuse(f"You requested {action.ref}; someone else has to approve it.", "self-approval")
+            return refuse("self-approval")
         if not eligible and not withdrawing:
-            return refuse(
-                f"Only approvers can decide remediation ({self.approvers.describe()}). Your click was recorded.",
-                "not an approver",
-            )
+            return refuse("not an approver")
         if any(vote.user_id == user for vote in action.votes):
             missing = action.required_approvals - len(action.approvers)
-            return Vote(
-                VoteOutcome.REFUSED,
-                f"You already voted on {action.ref}; it needs {missing} more approval(s).",
-                action,
-                incident,
-            )
+            return Vote(VoteOutcome.REFUSED, action, incident, why="already voted", missing=missing)
         action.votes.append(ActionVote(user_id=user, decision="approve" if approve else "deny", at=now))
         if not approve:
             action.state = ActionState.DENIED.value
@@ -276,7 +239,7 @@ class ActionService:
                 text=f"{verb.capitalize()} {action.ref}: {action.summary}",
                 data={"action_id": action.id},
             )
-            return Vote(VoteOutcome.DENIED, f"You {verb} {action.ref}.", action, incident)
+            return Vote(VoteOutcome.DENIED, action, incident, why=verb)
         action.required_approvals = max(
             action.required_approvals, self.policy.approvals_required.for_severity(incident.severity)
         )
@@ -294,16 +257,11 @@ class ActionService:
         )
         if approvals < action.required_approvals:
             missing = action.required_approvals - approvals
-            return Vote(
-                VoteOutcome.APPROVED_MORE_NEEDED,
-                f"Approved; {action.ref} needs {missing} more approval(s) from a different approver.",
-                action,
-                incident,
-            )
+            return Vote(VoteOutcome.APPROVED_MORE_NEEDED, action, incident, missing=missing)
         action.state = ActionState.EXECUTING.value
         action.decided_by = user
         action.decided_at = now
-        return Vote(VoteOutcome.EXECUTE, f"Approved; running {action.ref} now.", action, incident)
+        return Vote(VoteOutcome.EXECUTE, action, incident)
 
     def expire(
         self, session: Session, action: ActionRequest, incident: Incident, *, reason: str | None = None
@@ -338,25 +296,3 @@ class ActionService:
             data={"action_id": action.id, **details},
         )
         return action, incident
-
-
-def rollback_advice(last_deployed_at: object, incident: Incident, now: object) -> str:
-    """The runbook's rule: roll back when a deployment happened in the last 2 h and the incident started
-    within 30 minutes of it."""
-    from datetime import datetime
-
-    if not isinstance(last_deployed_at, datetime) or not isinstance(now, datetime):
-        return "Last deployment time unknown: check the rollback criteria by hand."
-    since_deploy = now - last_deployed_at
-    after_deploy = incident.declared_at - last_deployed_at
-    recent = since_deploy <= timedelta(hours=2)
-    close = timedelta(0) <= after_deploy <= timedelta(minutes=30)
-    holds = recent and close
-    verdict = (
-        "✅ the runbook's rollback rule holds" if holds else "⚠️ the runbook's rollback rule does not hold"
-    )
-    return (
-        f"Last deployment {rendering.fmt_time(last_deployed_at)} ({rendering.fmt_duration(last_deployed_at, now)} ago); "
-        f"the incident started {rendering.fmt_duration(last_deployed_at, incident.declared_at) if after_deploy >= timedelta(0) else 'before it'} after it. "
-        f"{verdict} (deployed within 2 h: {'yes' if recent else 'no'}; incident within 30 min of it: {'yes' if close else 'no'})."
-    )

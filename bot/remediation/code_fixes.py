@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,17 @@ if TYPE_CHECKING:
     from integrations.github_repos import GitHubClient, IssueRef, PullRef
 
 log = logging.getLogger(__name__)
+
+
+MergeResult = Literal["merged", "already merged", "dry run", "refused", "not an approver"]
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What a click on Merge did: merged, already merged, a dry run, refused by GitHub, or not an approver."""
+
+    outcome: MergeResult
+    detail: str = ""  # GitHub's summary, or why it refused
 
 
 @dataclass(frozen=True)
@@ -177,8 +188,9 @@ class CodeFixFlows:
 
     # --- the merge gate --------------------------------------------------------------------------------------
 
-    def merge(self, target: MergeTarget, *, actor: str) -> str:
-        """The Merge button: an approver asks; GitHub's reviews and CI decide. Returns the reply to the clicker."""
+    def merge(self, target: MergeTarget, *, actor: str) -> MergeOutcome:
+        """The Merge button: an approver asks; GitHub's reviews and CI decide. `rendering.merge_reply` words
+        the outcome for the clicker."""
         incident_id, repo, number, head_sha = target.incident, target.repo, target.number, target.sha
         label = f"{repo}#{number}"
         with reading(self.sessions) as session:
@@ -201,7 +213,7 @@ class CodeFixFlows:
                 f"Merge of {label} refused: not an approver",
                 {"repo": repo, "pull": number},
             )
-            return f"Only approvers can merge fixes ({self.approvers.describe()}). Your click was recorded."
+            return MergeOutcome("not an approver")
         required = self.config.policy.approvals_required.for_severity(incident.severity)
         with self._merge_locks[label]:  # a double click in this process waits, then hears "already merged"
             try:
@@ -216,11 +228,11 @@ class CodeFixFlows:
                     f"Merge of {label} refused: {error.message}",
                     {"repo": repo, "pull": number},
                 )
-                return f"Not merged: {error.message}"
+                return MergeOutcome("refused", error.message)
         if result.details.get("already_merged"):
-            return f"{result.summary}; nothing to do."
+            return MergeOutcome("already merged", result.summary)
         if result.dry_run:
-            return f"DRY RUN: {result.summary}; nothing was merged."
+            return MergeOutcome("dry run", result.summary)
         with transaction(self.sessions) as session:
             stored = self.incidents.get(session, incident_id)
             text = rendering.merged_text(stored, actor, result.summary)
@@ -246,7 +258,7 @@ class CodeFixFlows:
                 ),
             ):
                 self.planner.remind_at(session, stored, now + delay, reminder, [actor])
-        return f"Merged: {result.summary}"
+        return MergeOutcome("merged", result.summary)
 
     # --- hotfix issues ---------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ Two rules hold for every function here:
   `<!channel>`, `<!subteam^…>`, `<@U…>` and `<https://…|label>` show as typed instead of pinging people or
   disguising a link. Mentions TARS adds itself (`mention`, `mention_target`) still work. What is stored stays
   as the person typed it; escaping happens only here.
-- Every message, ephemeral reply and modal returned here passes through `bot/slack_limits.py`, so it fits
+- Every message, ephemeral reply and modal returned here passes through `bot/slack/slack_limits.py`, so it fits
   Slack's limits however long the stored text is.
 """
 
@@ -26,6 +26,8 @@ from typing import Any, ParamSpec
 from bot.core.durations import format_duration
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
+from bot.remediation.action_records import Vote, VoteOutcome
+from bot.remediation.rollback_rule import RollbackRule
 from bot.slack.slack_limits import FIELD_TEXT, MESSAGE_TEXT, SECTION_TEXT, fit_blocks, fit_text, fit_view
 
 Block = dict[str, Any]
@@ -1027,3 +1029,74 @@ def change_note(incident: Incident, event: TimelineEvent) -> str:
     if event.kind == "resolved":
         return resolved_summary(incident)
     return f"{who} changed {incident.ref}: {escape(event.text)}"
+
+
+def approvers_text(users: Sequence[str], usergroup: str | None) -> str:
+    parts = [mention(user) for user in users]
+    if usergroup:
+        parts.append(mention_target(usergroup))
+    return ", ".join(parts) or "nobody (set `approvers` in TARS_CONFIG)"
+
+
+def vote_reply(vote: Vote, *, approvers: str) -> str:
+    """The private reply to a click on Approve or Deny."""
+    action, incident = vote.action, vote.incident
+    if vote.outcome == VoteOutcome.EXECUTE:
+        return f"Approved; running {action.ref} now."
+    if vote.outcome == VoteOutcome.APPROVED_MORE_NEEDED:
+        return f"Approved; {action.ref} needs {vote.missing} more approval(s) from a different approver."
+    if vote.outcome == VoteOutcome.DENIED:
+        return f"You {vote.why} {action.ref}."
+    if vote.outcome == VoteOutcome.EXPIRED and vote.why == "incident resolved":
+        return f"{incident.ref} is resolved, so request {action.ref} was retired; nothing was changed."
+    if vote.outcome == VoteOutcome.EXPIRED:
+        return f"Request {action.ref} expired at {action.expires_at:%H:%M} UTC; make a new request."
+    if vote.why == "self-approval":
+        return f"You requested {action.ref}; someone else has to approve it."
+    if vote.why == "not an approver":
+        return f"Only approvers can decide remediation ({approvers}). Your click was recorded."
+    if vote.why == "already voted":
+        return f"You already voted on {action.ref}; it needs {vote.missing} more approval(s)."
+    return action_outcome_text(action)
+
+
+def rollback_advice(rule: RollbackRule | None) -> str:
+    """The runbook's rollback rule applied to an incident, for `show` and the approval card."""
+    if rule is None:
+        return "Last deployment time unknown: check the rollback criteria by hand."
+    verdict = (
+        "✅ the runbook's rollback rule holds"
+        if rule.holds
+        else "⚠️ the runbook's rollback rule does not hold"
+    )
+    started = (
+        fmt_duration(rule.deployed_at, rule.declared_at)
+        if rule.declared_at >= rule.deployed_at
+        else "before it"
+    )
+    return (
+        f"Last deployment {fmt_time(rule.deployed_at)} ({fmt_duration(rule.deployed_at, rule.now)} ago); "
+        f"the incident started {started} after it. {verdict} (deployed within 2 h: {_yes(rule.recent)}; "
+        f"incident within 30 min of it: {_yes(rule.close)})."
+    )
+
+
+def rollback_advice_unknown(reason: str) -> str:
+    return f"Last deployment unknown ({escape(reason)})."
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def merge_reply(outcome: str, detail: str, *, approvers: str) -> str:
+    """The private reply to a click on Merge."""
+    if outcome == "not an approver":
+        return f"Only approvers can merge fixes ({approvers}). Your click was recorded."
+    if outcome == "refused":
+        return f"Not merged: {escape(detail)}"
+    if outcome == "already merged":
+        return f"{escape(detail)}; nothing to do."
+    if outcome == "dry run":
+        return f"DRY RUN: {escape(detail)}; nothing was merged."
+    return f"Merged: {escape(detail)}"
