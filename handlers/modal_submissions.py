@@ -1,8 +1,8 @@
 """Modal submissions: field errors go back in the ack so the form stays open; the work happens after.
 
 Form values arrive as typed (unlike slash-command text, Slack does not escape them) and are stored that way;
-`bot/rendering.py` escapes them when they are shown. They pass the same checks as slash-command text
-(`bot/input_rules.py`): no control characters, and the same length caps.
+`bot/slack/rendering.py` escapes them when they are shown. They pass the same checks as slash-command text
+(`bot/incidents/input_rules.py`): no control characters, and the same length caps.
 """
 
 from __future__ import annotations

@@ -21,7 +21,3 @@ class NotFound(DomainError):
 
 class IllegalTransition(DomainError):
     """The incident is not in a state that allows this change."""
-
-
-class ConcurrentChange(DomainError):
-    """Someone else changed the incident at the same moment."""

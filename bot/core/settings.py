@@ -32,7 +32,6 @@ SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 ESCALATION_TARGET = re.compile(r"^[UWS][A-Z0-9]{2,}$")
-SEVERITY_KEYS = ("P1", "P2", "P3", "P4")
 
 
 class ConfigError(Exception):

@@ -1,6 +1,6 @@
 """What TARS accepts from a person: the same caps and character rules for slash commands and forms.
 
-Text is stored as the person typed it (escaping for Slack happens when it is rendered, in `bot/rendering.py`).
+Text is stored as the person typed it (escaping for Slack happens when it is rendered, in `bot/slack/rendering.py`).
 Before it is stored, every free-text field is checked here, so nothing a person types can cause a database
 error or a message Slack refuses:
 

@@ -1,7 +1,6 @@
 """Slack's published limits, and the one place every outgoing message and view is fitted to them.
 
-Everything `bot/rendering.py` returns passes through `fit_text`, `fit_blocks` or `fit_view` (`fit_message`
-does text and blocks together). Long content degrades instead of being refused, so an incident is always
+Everything `bot/slack/rendering.py` returns passes through `fit_text`, `fit_blocks` or `fit_view`. Long content degrades instead of being refused, so an incident is always
 announced: text is cut with an ellipsis (never inside an `&amp;` entity or a `<…>` mention or link), and extra
 section fields, context elements and blocks are dropped with a note saying how many. Where slack_sdk's Block
 Kit models define a limit, the number is taken from them.
@@ -75,11 +74,6 @@ def fit_text(text: str, limit: int = MESSAGE_TEXT) -> str:
     if opened > closed:
         head = head[:opened]
     return head.rstrip() + ELLIPSIS
-
-
-def fit_message(text: str, blocks: Sequence[Block] | None = None) -> tuple[str, list[Block] | None]:
-    """A message's fallback text and blocks, each within Slack's limits."""
-    return fit_text(text), (fit_blocks(blocks) if blocks is not None else None)
 
 
 def fit_blocks(blocks: Sequence[Block], *, limit: int = MESSAGE_BLOCKS) -> list[Block]:
