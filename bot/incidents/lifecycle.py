@@ -63,7 +63,7 @@ class IncidentService:
         statement = _LOCK_INCIDENT if for_update else _LOAD_INCIDENT
         incident = session.execute(statement, {"id": incident_id}).scalar_one_or_none()
         if incident is None:
-            raise NotFound(f"There is no incident INC-{incident_id}. `/incident list` shows the open ones.")
+            raise NotFound(rendering.no_such_incident(incident_id))
         return incident
 
     def list_open(self, session: Session, *, limit: int = LIST_LIMIT) -> tuple[list[Incident], int]:
@@ -150,8 +150,7 @@ class IncidentService:
     ) -> Change:
         catalog_entry = self.services.get(service)
         if catalog_entry is None:
-            known = ", ".join(f"`{name}`" for name in sorted(self.services)) or "(none configured)"
-            raise UsageError(f"Unknown service `{service}`. Known services: {known}.")
+            raise UsageError(rendering.unknown_service(service, self.services))
         _check_severity(severity)
         description = description.strip()
         if not description:
@@ -194,10 +193,7 @@ class IncidentService:
     def acknowledge(self, session: Session, incident_id: int, *, actor: str) -> Change:
         incident = self._open_incident(session, incident_id, "acknowledge")
         if incident.acknowledged_at is not None:
-            raise IllegalTransition(
-                f"{incident.ref} was already acknowledged by <@{incident.acknowledged_by}> at "
-                f"{incident.acknowledged_at:%H:%M} UTC."
-            )
+            raise IllegalTransition(rendering.already_acknowledged(incident))
         now = self.clock.now()
         incident.acknowledged_at = now
         incident.acknowledged_by = actor
@@ -216,9 +212,7 @@ class IncidentService:
 
     def set_status(self, session: Session, incident_id: int, status: Status, *, actor: str) -> Change:
         if status not in OPEN_STATUSES:
-            raise UsageError(
-                "Use `/incident resolve &lt;incident&gt; &lt;root cause&gt;` to resolve an incident."
-            )
+            raise UsageError(rendering.RESOLVE_WITH_RESOLVE)
         incident = self._open_incident(session, incident_id, f"move to {status.label}")
         old = incident.status_enum
         if old == status:

@@ -347,9 +347,7 @@ class CodeFixFlows:
     def _repository(self, service: str) -> str:
         entry = self.config.services.get(service)
         if entry is None or not entry.repository:
-            raise UsageError(
-                f"`{service}` has no `repository` in the catalog, so TARS cannot open issues or PRs for it."
-            )
+            raise UsageError(rendering.no_repository(service))
         return entry.repository
 
     def _record(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.domain_errors import UsageError
 from bot.core.settings import Config, ServiceConfig
-from bot.slack.rendering import echo
+from bot.slack import rendering
 from integrations.plans import ActionResult, TargetChanged
 
 if TYPE_CHECKING:
@@ -146,10 +146,7 @@ class Platforms:
     def plan_scale(self, service: str, replicas: int) -> RemediationPlan:
         entry = self._service(service, "scale")
         if not 1 <= replicas <= entry.max_replicas:
-            raise UsageError(
-                f"{replicas} replicas is out of bounds for `{service}`: choose 1 to {entry.max_replicas} "
-                f"(`max_replicas` in the catalog)."
-            )
+            raise UsageError(rendering.replicas_out_of_bounds(replicas, service, entry.max_replicas))
         if entry.kubernetes:
             plan = self.kubernetes.plan_scale(self._k8s_ref(entry), replicas)
             snap = plan.snapshot
@@ -176,11 +173,9 @@ class Platforms:
     def plan_flag(self, name: str, value: str) -> RemediationPlan:
         flag = self.flag_catalog.get(name)
         if flag is None:
-            known = ", ".join(f"`{n}`" for n in sorted(self.flag_catalog)) or "(none configured)"
-            raise UsageError(f"`{echo(name)}` is not a flag TARS may change. Flags in the catalog: {known}.")
+            raise UsageError(rendering.unknown_flag(name, self.flag_catalog))
         if value not in flag.values:
-            allowed = ", ".join(f"`{v}`" for v in flag.values)
-            raise UsageError(f"`{echo(value)}` is not an allowed value for `{name}`; allowed: {allowed}.")
+            raise UsageError(rendering.flag_value_not_allowed(value, name, flag.values))
         path = flag.parameter_path(name)
         plan = self.flags.plan(path, value)
         current = plan.current
@@ -200,10 +195,7 @@ class Platforms:
             owner = next((name for name, s in self.services.items() if function in s.lambda_functions), None)
             if owner is None:
                 known = sorted({f for s in self.services.values() for f in s.lambda_functions})
-                listing = ", ".join(f"`{f}`" for f in known) or "(none configured)"
-                raise UsageError(
-                    f"`{echo(function)}` is not a Lambda function in the catalog. Known functions: {listing}."
-                )
+                raise UsageError(rendering.unknown_lambda(function, known))
             service = owner
         plan = self.lambdas.plan(function, changes)
         return RemediationPlan(
@@ -256,12 +248,9 @@ class Platforms:
     def _service(self, service: str, doing: str) -> ServiceConfig:
         entry = self.services.get(service)
         if entry is None:
-            known = ", ".join(f"`{name}`" for name in sorted(self.services)) or "(none configured)"
-            raise UsageError(f"Unknown service `{service}`. Known services: {known}.")
+            raise UsageError(rendering.unknown_service(service, self.services))
         if entry.platform is None:
-            raise UsageError(
-                f"TARS cannot {doing} `{service}`: its catalog entry names no `kubernetes` or `ecs` target."
-            )
+            raise UsageError(rendering.no_platform(doing, service))
         return entry
 
     @staticmethod
@@ -330,10 +319,7 @@ def _send_flag(
     platforms: Platforms, service: str, params: dict[str, Any], planned: RemediationPlan
 ) -> ActionResult:
     if planned.params["path"] != params["path"]:
-        raise TargetChanged(
-            f"the catalog now keeps `{params['flag']}` at {planned.params['path']}, not {params['path']}; "
-            "make a new request."
-        )
+        raise TargetChanged(rendering.flag_moved(str(params["flag"]), planned.params["path"], params["path"]))
     return platforms.flags.apply(platforms.flags.plan(str(params["path"]), str(params["value"])))
 
 
@@ -393,5 +379,5 @@ def _kind(action_kind: str) -> RemediationKind:
     kind = KINDS.get(action_kind)
     if kind is None:
         # A row written by a newer TARS, or by hand: refuse it rather than guess what it means.
-        raise UsageError(f"TARS does not know how to carry out a `{action_kind}` request.")
+        raise UsageError(rendering.unknown_action_kind(action_kind))
     return kind

@@ -83,10 +83,7 @@ class RemediationFlows:
             )
         previous = action.snapshot.get("value")
         if previous is None:
-            raise DomainError(
-                f"`{action.params['flag']}` did not exist before {action.ref}; TARS will not delete parameters. "
-                "Remove it by hand if needed."
-            )
+            raise DomainError(rendering.flag_did_not_exist(str(action.params["flag"]), action.ref))
         return self.request_flag(action.incident_id, str(action.params["flag"]), str(previous), actor=actor)
 
     def advice_for(self, incident: Incident) -> str | None:

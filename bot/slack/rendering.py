@@ -1100,3 +1100,74 @@ def merge_reply(outcome: str, detail: str, *, approvers: str) -> str:
     if outcome == "dry run":
         return f"DRY RUN: {escape(detail)}; nothing was merged."
     return f"Merged: {escape(detail)}"
+
+
+# --- refusals: the domain decides, these word it -----------------------------------------------------------
+
+
+def _code_list(names: Iterable[str]) -> str:
+    return ", ".join(f"`{echo(name)}`" for name in sorted(names)) or "(none configured)"
+
+
+def no_such_incident(incident_id: int) -> str:
+    return f"There is no incident INC-{incident_id}. `/incident list` shows the open ones."
+
+
+def unknown_service(service: str, known: Iterable[str]) -> str:
+    return f"Unknown service `{echo(service)}`. Known services: {_code_list(known)}."
+
+
+def already_acknowledged(incident: Incident) -> str:
+    at = f"{incident.acknowledged_at:%H:%M}" if incident.acknowledged_at else "?"
+    return f"{incident.ref} was already acknowledged by {mention(incident.acknowledged_by)} at {at} UTC."
+
+
+RESOLVE_WITH_RESOLVE = "Use `/incident resolve &lt;incident&gt; &lt;root cause&gt;` to resolve an incident."
+
+
+def no_repository(service: str) -> str:
+    return f"`{echo(service)}` has no `repository` in the catalog, so TARS cannot open issues or PRs for it."
+
+
+def flag_did_not_exist(flag: str, action_ref: str) -> str:
+    return (
+        f"`{echo(flag)}` did not exist before {action_ref}; TARS will not delete parameters. "
+        "Remove it by hand if needed."
+    )
+
+
+def replicas_out_of_bounds(replicas: int, service: str, max_replicas: int) -> str:
+    return (
+        f"{replicas} replicas is out of bounds for `{echo(service)}`: choose 1 to {max_replicas} "
+        f"(`max_replicas` in the catalog)."
+    )
+
+
+def unknown_flag(name: str, catalog: Iterable[str]) -> str:
+    return f"`{echo(name)}` is not a flag TARS may change. Flags in the catalog: {_code_list(catalog)}."
+
+
+def flag_value_not_allowed(value: str, name: str, allowed: Sequence[str]) -> str:
+    listed = ", ".join(f"`{echo(v)}`" for v in allowed)
+    return f"`{echo(value)}` is not an allowed value for `{echo(name)}`; allowed: {listed}."
+
+
+def unknown_lambda(function: str, known: Iterable[str]) -> str:
+    return (
+        f"`{echo(function)}` is not a Lambda function in the catalog. Known functions: {_code_list(known)}."
+    )
+
+
+def no_platform(doing: str, service: str) -> str:
+    return f"TARS cannot {doing} `{echo(service)}`: its catalog entry names no `kubernetes` or `ecs` target."
+
+
+def flag_moved(flag: str, now_path: str, then_path: str) -> str:
+    return (
+        f"the catalog now keeps `{echo(flag)}` at {escape(now_path)}, not {escape(then_path)}; "
+        "make a new request."
+    )
+
+
+def unknown_action_kind(action_kind: str) -> str:
+    return f"TARS does not know how to carry out a `{echo(action_kind)}` request."
