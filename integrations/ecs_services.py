@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from integrations.aws_clients import AwsIntegration, call, utc
-from integrations.plans import ActionResult, IntegrationError, NothingToDo, Prepared, TargetChanged
+from integrations.plans import (
+    ActionResult,
+    IntegrationError,
+    KindPlan,
+    NothingToDo,
+    Prepared,
+    Progress,
+    TargetChanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -375,3 +383,55 @@ class EcsServices(AwsIntegration):
             if remaining <= 0:
                 return False, rollout.message
             self._sleep(min(poll, remaining))
+
+
+# --- the remediation kinds TARS offers on ECS --------------------------------------------------------------
+
+
+def _ref(target: Mapping[str, Any]) -> EcsServiceRef:
+    return EcsServiceRef(
+        cluster=str(target["cluster"]), service=str(target["service"]), region=target.get("region")
+    )
+
+
+class _EcsKind:
+    def __init__(self, client: EcsServices) -> None:
+        self.client = client
+
+    def follow(
+        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str]:
+        return self.client.wait_until_stable(
+            _ref(target), timeout=timeout, poll=poll, on_progress=on_progress
+        )
+
+
+class EcsRollback(_EcsKind):
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
+        to_revision = params.get("to_revision")
+        plan = self.client.plan_rollback(_ref(target), None if to_revision is None else int(to_revision))
+        snap = plan.snapshot
+        return KindPlan(
+            plan.describe(),
+            {"to_revision": plan.to_revision},
+            {"task_definition_arn": snap.task_definition_arn},
+            snap.last_deployed_at,
+        )
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
+        return self.client.rollback(self.client.plan_rollback(_ref(target), int(params["to_revision"])))
+
+
+class EcsScale(_EcsKind):
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
+        plan = self.client.plan_scale(_ref(target), int(params["replicas"]))
+        snap = plan.snapshot
+        return KindPlan(
+            plan.describe(),
+            {"replicas": int(params["replicas"])},
+            {"desired_count": snap.desired_count},
+            snap.last_deployed_at,
+        )
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
+        return self.client.scale(self.client.plan_scale(_ref(target), int(params["replicas"])))

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,8 +35,10 @@ from integrations.plans import (
     ActionResult,
     Integration,
     IntegrationError,
+    KindPlan,
     NothingToDo,
     Prepared,
+    Progress,
     TargetChanged,
 )
 
@@ -44,6 +46,8 @@ __all__ = [
     "DeploymentRef",
     "DeploymentSnapshot",
     "KubernetesDeployments",
+    "KubernetesRollback",
+    "KubernetesScale",
     "RollbackPlan",
     "RolloutStatus",
     "ScalePlan",
@@ -633,3 +637,59 @@ class KubernetesDeployments(Integration):
             if remaining <= 0:
                 return status
             self._sleep(min(poll, remaining))
+
+
+# --- the remediation kinds TARS offers on Kubernetes -------------------------------------------------------
+
+
+def _ref(target: Mapping[str, Any]) -> DeploymentRef:
+    return DeploymentRef(
+        namespace=str(target["namespace"]), name=str(target["deployment"]), context=target.get("context")
+    )
+
+
+class _KubernetesKind:
+    def __init__(self, client: KubernetesDeployments) -> None:
+        self.client = client
+
+    def follow(
+        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str]:
+        status = self.client.wait_for_rollout(
+            _ref(target), timeout=timeout, poll=poll, on_progress=lambda s: on_progress(s.message)
+        )
+        if status.done:
+            return True, status.message
+        reason = "the rollout failed (ProgressDeadlineExceeded)" if status.failed else "timed out waiting"
+        return False, f"{reason}: {status.message}"
+
+
+class KubernetesRollback(_KubernetesKind):
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
+        to_revision = params.get("to_revision")
+        plan = self.client.plan_rollback(_ref(target), None if to_revision is None else int(to_revision))
+        snap = plan.snapshot
+        return KindPlan(
+            plan.describe(),
+            {"to_revision": plan.to_revision},
+            {"revision": snap.revision, "images": snap.images},
+            snap.last_deployed_at,
+        )
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
+        return self.client.rollback(self.client.plan_rollback(_ref(target), int(params["to_revision"])))
+
+
+class KubernetesScale(_KubernetesKind):
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
+        plan = self.client.plan_scale(_ref(target), int(params["replicas"]))
+        snap = plan.snapshot
+        return KindPlan(
+            plan.describe(),
+            {"replicas": int(params["replicas"])},
+            {"replicas": snap.replicas},
+            snap.last_deployed_at,
+        )
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
+        return self.client.scale(self.client.plan_scale(_ref(target), int(params["replicas"])))

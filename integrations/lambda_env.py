@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integrations.aws_clients import AwsIntegration, call
-from integrations.plans import ActionResult, IntegrationError, NothingToDo, Prepared, TargetChanged
+from integrations.plans import (
+    ActionResult,
+    IntegrationError,
+    KindPlan,
+    NothingToDo,
+    Prepared,
+    Progress,
+    TargetChanged,
+)
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 _MASK = "••••"
@@ -286,3 +294,28 @@ class LambdaEnvironment(AwsIntegration):
             if remaining <= 0:
                 return status, config.get("LastUpdateStatusReason"), config.get("RevisionId")
             self._sleep(min(poll, remaining))
+
+
+class EnvironmentChange:
+    """The remediation kind `lambda_env`: set environment variables; nothing rolls out."""
+
+    def __init__(self, client: LambdaEnvironment) -> None:
+        self.client = client
+
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
+        function = str(params["function"])
+        plan = self.client.plan(function, dict(params["changes"]))
+        return KindPlan(
+            plan.describe(),
+            {"function": function, "changes": dict(plan.changes)},
+            {"revision_id": plan.snapshot.revision_id},
+            audit={"function": function, "diff": plan.diff_lines()},
+        )
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
+        return self.client.apply(self.client.plan(str(params["function"]), dict(params["changes"])))
+
+    def follow(
+        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str] | None:
+        return None

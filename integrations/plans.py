@@ -6,9 +6,10 @@ still matches that snapshot; approvals are bound to the exact change they approv
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 
 class IntegrationError(Exception):
@@ -64,3 +65,35 @@ class Integration:
                 ok=True, dry_run=True, summary=f"DRY RUN: would {prepared.would}", request=prepared.request
             )
         return prepared.send()
+
+
+@dataclass(frozen=True)
+class KindPlan:
+    """A remediation kind's plan, as TARS stores it: what approvers see, and what must still hold when it runs."""
+
+    describe: str  # "revision 7 → 6 (image app:1.4.2 → app:1.4.1)"
+    params: dict[str, Any]  # exact parameters `apply` is called with after approval
+    snapshot: dict[str, Any]  # facts the plan was made from; the run is refused if they changed
+    last_deployed_at: datetime | None = None
+    audit: dict[str, Any] | None = None  # what may go in the timeline when params hold secrets
+
+
+Progress = Callable[[str], None]
+
+
+class RemediationKind(Protocol):
+    """One kind of change TARS can make (`kubernetes_rollback`, `ssm_flag`, ...): plan → apply → follow.
+
+    `target` is the service's platform entry from the catalog (namespace and deployment, cluster and service,
+    ...), empty for kinds whose target is in `params` (a flag's path, a Lambda function).
+    """
+
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan: ...
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult: ...
+
+    def follow(
+        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str] | None:
+        """Watch what `apply` started until it settles: (succeeded, status), or None when nothing rolls out."""
+        ...

@@ -7,12 +7,21 @@ records the parameter's version; apply refuses (TargetChanged) if anyone wrote t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from integrations.aws_clients import AwsIntegration, call, utc
-from integrations.plans import ActionResult, IntegrationError, NothingToDo, Prepared, TargetChanged
+from integrations.plans import (
+    ActionResult,
+    IntegrationError,
+    KindPlan,
+    NothingToDo,
+    Prepared,
+    Progress,
+    TargetChanged,
+)
 
 # Parameter Store's own character set for hierarchical names; rejecting early gives a clearer message.
 _PATH = re.compile(r"(/[A-Za-z0-9_.\-]+)+")
@@ -173,3 +182,27 @@ class FeatureFlags(AwsIntegration):
             params["NextToken"] = token
         entries.sort(key=lambda flag: flag.version, reverse=True)
         return entries[:limit]
+
+
+class FlagChange:
+    """The remediation kind `ssm_flag`: set a feature flag; nothing rolls out (the app reads it within 60 s)."""
+
+    def __init__(self, client: FeatureFlags) -> None:
+        self.client = client
+
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
+        plan = self.client.plan(str(params["path"]), str(params["value"]))
+        current = plan.current
+        return KindPlan(
+            plan.describe(),
+            {"path": str(params["path"]), "value": str(params["value"])},
+            {"version": current.version if current else None, "value": current.value if current else None},
+        )
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
+        return self.client.apply(self.client.plan(str(params["path"]), str(params["value"])))
+
+    def follow(
+        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str] | None:
+        return None

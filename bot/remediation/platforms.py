@@ -13,7 +13,7 @@ simply dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.domain_errors import UsageError
 from bot.core.settings import Config, ServiceConfig
 from bot.slack import rendering
-from integrations.plans import ActionResult, TargetChanged
+from integrations.plans import ActionResult, RemediationKind, TargetChanged
 
 if TYPE_CHECKING:
     from integrations.ecs_services import EcsServiceRef, EcsServices
@@ -115,60 +115,17 @@ class Platforms:
         kubernetes = self.__dict__.get("kubernetes")
         return bool(kubernetes.dry_run) if kubernetes is not None else self._config.dry_run
 
-    # --- planning -------------------------------------------------------------------------------------------
+    # --- planning: the catalog's rules, then the kind's plan -----------------------------------------------
 
     def plan_rollback(self, service: str, to_revision: int | None) -> RemediationPlan:
         entry = self._service(service, "roll back")
-        if entry.kubernetes:
-            plan = self.kubernetes.plan_rollback(self._k8s_ref(entry), to_revision)
-            snap = plan.snapshot
-            return RemediationPlan(
-                ROLLBACK,
-                "kubernetes",
-                f"{service}: {plan.describe()}",
-                {"to_revision": plan.to_revision},
-                {"revision": snap.revision, "images": snap.images},
-                snap.last_deployed_at,
-                service=service,
-            )
-        plan_ecs = self.ecs.plan_rollback(self._ecs_ref(entry), to_revision)
-        ecs_snap = plan_ecs.snapshot
-        return RemediationPlan(
-            ROLLBACK,
-            "ecs",
-            f"{service}: {plan_ecs.describe()}",
-            {"to_revision": plan_ecs.to_revision},
-            {"task_definition_arn": ecs_snap.task_definition_arn},
-            ecs_snap.last_deployed_at,
-            service=service,
-        )
+        return self._plan(ROLLBACK, entry, service, {"to_revision": to_revision})
 
     def plan_scale(self, service: str, replicas: int) -> RemediationPlan:
         entry = self._service(service, "scale")
         if not 1 <= replicas <= entry.max_replicas:
             raise UsageError(rendering.replicas_out_of_bounds(replicas, service, entry.max_replicas))
-        if entry.kubernetes:
-            plan = self.kubernetes.plan_scale(self._k8s_ref(entry), replicas)
-            snap = plan.snapshot
-            return RemediationPlan(
-                SCALE,
-                "kubernetes",
-                f"{service}: {plan.describe()}",
-                {"replicas": replicas},
-                {"replicas": snap.replicas},
-                snap.last_deployed_at,
-                service=service,
-            )
-        plan_ecs = self.ecs.plan_scale(self._ecs_ref(entry), replicas)
-        return RemediationPlan(
-            SCALE,
-            "ecs",
-            f"{service}: {plan_ecs.describe()}",
-            {"replicas": replicas},
-            {"desired_count": plan_ecs.snapshot.desired_count},
-            plan_ecs.snapshot.last_deployed_at,
-            service=service,
-        )
+        return self._plan(SCALE, entry, service, {"replicas": replicas})
 
     def plan_flag(self, name: str, value: str) -> RemediationPlan:
         flag = self.flag_catalog.get(name)
@@ -177,17 +134,10 @@ class Platforms:
         if value not in flag.values:
             raise UsageError(rendering.flag_value_not_allowed(value, name, flag.values))
         path = flag.parameter_path(name)
-        plan = self.flags.plan(path, value)
-        current = plan.current
-        return RemediationPlan(
-            FLAG,
-            "ssm",
-            f"{flag.service}: flag {name}: {plan.describe()}",
-            {"flag": name, "path": path, "value": value},
-            {"version": current.version if current else None, "value": current.value if current else None},
-            None,
-            service=flag.service,
+        planned = self._plan(
+            FLAG, None, flag.service, {"path": path, "value": value}, label=f"{flag.service}: flag {name}"
         )
+        return replace(planned, params={"flag": name, **planned.params})
 
     def plan_env(self, service: str, function: str, changes: dict[str, str]) -> RemediationPlan:
         entry = self.services.get(service)
@@ -197,17 +147,7 @@ class Platforms:
                 known = sorted({f for s in self.services.values() for f in s.lambda_functions})
                 raise UsageError(rendering.unknown_lambda(function, known))
             service = owner
-        plan = self.lambdas.plan(function, changes)
-        return RemediationPlan(
-            ENV,
-            "lambda",
-            f"{service}: {plan.describe()}",
-            {"function": function, "changes": dict(plan.changes)},
-            {"revision_id": plan.snapshot.revision_id},
-            None,
-            audit={"function": function, "diff": plan.diff_lines()},
-            service=service,
-        )
+        return self._plan(ENV, None, service, {"function": function, "changes": changes})
 
     def last_deployed_at(self, service: str) -> datetime | None:
         """When the service's current version was rolled out (None: no platform in the catalog)."""
@@ -218,14 +158,40 @@ class Platforms:
             return self.kubernetes.snapshot(self._k8s_ref(entry)).last_deployed_at
         return self.ecs.snapshot(self._ecs_ref(entry)).last_deployed_at
 
+    def _plan(
+        self,
+        action: str,
+        entry: ServiceConfig | None,
+        service: str,
+        params: dict[str, Any],
+        *,
+        label: str | None = None,
+    ) -> RemediationPlan:
+        platform = entry.platform if entry is not None else _PLATFORM_OF[action]
+        assert platform is not None  # _service() refused a service without one
+        kind = self.kind(f"{platform}_{action}")
+        plan = kind.plan(self._target(entry), params)
+        return RemediationPlan(
+            action,
+            platform,
+            f"{label or service}: {plan.describe}",
+            plan.params,
+            plan.snapshot,
+            plan.last_deployed_at,
+            audit=plan.audit,
+            service=service,
+        )
+
     # --- executing ------------------------------------------------------------------------------------------
+
+    def kind(self, action_kind: str) -> RemediationKind:
+        return _entry(action_kind).make(self)
 
     def execute(
         self, action_kind: str, service: str, params: dict[str, Any], snapshot: dict[str, Any]
     ) -> ActionResult:
         """Plan again with the stored parameters; run only if the target still matches what was approved."""
-        kind = _kind(action_kind)
-        planned = kind.replan(self, service, params)
+        planned = self._replan(action_kind, service, params)
         changed = {
             key: (was, planned.snapshot.get(key))
             for key, was in snapshot.items()
@@ -234,14 +200,34 @@ class Platforms:
         if changed:
             detail = ", ".join(f"{key} was {was} and is now {now}" for key, (was, now) in changed.items())
             raise TargetChanged(f"{service} changed since the request ({detail}); make a new request.")
-        return kind.send(self, service, params, planned)
+        if "path" in params and planned.params.get("path") != params["path"]:
+            raise TargetChanged(
+                rendering.flag_moved(str(params["flag"]), planned.params["path"], params["path"])
+            )
+        if planned.action_kind != action_kind:
+            raise TargetChanged(f"{service} now runs on {planned.platform}; make a new request.")
+        return self.kind(action_kind).apply(self._target(self.services.get(service)), params)
 
     def follow(
         self, action_kind: str, service: str, on_progress: Callable[[str], None]
     ) -> tuple[bool, str] | None:
         """Watch the rollout until it finishes, fails or times out (None: nothing rolls out); never raises."""
-        follow = _kind(action_kind).follow
-        return None if follow is None else follow(self, service, on_progress)
+        return self.kind(action_kind).follow(
+            self._target(self.services.get(service)),
+            on_progress,
+            timeout=self.rollout_timeout,
+            poll=self.poll_seconds,
+        )
+
+    def _replan(self, action_kind: str, service: str, params: dict[str, Any]) -> RemediationPlan:
+        action = _entry(action_kind).action
+        if action == ROLLBACK:
+            return self.plan_rollback(service, int(params["to_revision"]))
+        if action == SCALE:
+            return self.plan_scale(service, int(params["replicas"]))
+        if action == FLAG:
+            return self.plan_flag(str(params["flag"]), str(params["value"]))
+        return self.plan_env(service, str(params["function"]), dict(params["changes"]))
 
     # --- catalog --------------------------------------------------------------------------------------------
 
@@ -252,6 +238,16 @@ class Platforms:
         if entry.platform is None:
             raise UsageError(rendering.no_platform(doing, service))
         return entry
+
+    def _target(self, entry: ServiceConfig | None) -> dict[str, Any]:
+        """The service's platform entry from the catalog, as its remediation kinds read it."""
+        if entry is None:
+            return {}
+        if entry.kubernetes is not None:
+            return entry.kubernetes.model_dump()
+        if entry.ecs is not None:
+            return {**entry.ecs.model_dump(), "region": entry.ecs.region or self.default_region}
+        return {}
 
     @staticmethod
     def _k8s_ref(entry: ServiceConfig) -> DeploymentRef:
@@ -271,113 +267,66 @@ class Platforms:
         )
 
 
-# --- one entry per kind of remediation -----------------------------------------------------------------------
-# Each kind says how a stored request is planned again (to compare with what the approvers saw), sent, and,
-# where something rolls out, followed. Adding a kind is one integration method and one line in KINDS.
+# --- the remediation kinds, one line each: the integration module that carries it out ----------------------
+
+
+def _kubernetes_rollback(p: Platforms) -> RemediationKind:
+    from integrations.kubernetes_rollouts import KubernetesRollback
+
+    return KubernetesRollback(p.kubernetes)
+
+
+def _kubernetes_scale(p: Platforms) -> RemediationKind:
+    from integrations.kubernetes_rollouts import KubernetesScale
+
+    return KubernetesScale(p.kubernetes)
+
+
+def _ecs_rollback(p: Platforms) -> RemediationKind:
+    from integrations.ecs_services import EcsRollback
+
+    return EcsRollback(p.ecs)
+
+
+def _ecs_scale(p: Platforms) -> RemediationKind:
+    from integrations.ecs_services import EcsScale
+
+    return EcsScale(p.ecs)
+
+
+def _ssm_flag(p: Platforms) -> RemediationKind:
+    from integrations.ssm_flags import FlagChange
+
+    return FlagChange(p.flags)
+
+
+def _lambda_env(p: Platforms) -> RemediationKind:
+    from integrations.lambda_env import EnvironmentChange
+
+    return EnvironmentChange(p.lambdas)
 
 
 @dataclass(frozen=True)
-class RemediationKind:
-    replan: Callable[[Platforms, str, dict[str, Any]], RemediationPlan]
-    send: Callable[[Platforms, str, dict[str, Any], RemediationPlan], ActionResult]
-    follow: Callable[[Platforms, str, Callable[[str], None]], tuple[bool, str]] | None = None
+class KindEntry:
+    action: str  # what a person asked for: rollback, scale, flag or env
+    make: Callable[[Platforms], RemediationKind]
 
 
-def _kubernetes_ref(platforms: Platforms, service: str, doing: str) -> DeploymentRef:
-    return platforms._k8s_ref(platforms._service(service, doing))
-
-
-def _ecs_ref(platforms: Platforms, service: str, doing: str) -> EcsServiceRef:
-    return platforms._ecs_ref(platforms._service(service, doing))
-
-
-def _follow_kubernetes(
-    platforms: Platforms, service: str, on_progress: Callable[[str], None]
-) -> tuple[bool, str]:
-    status = platforms.kubernetes.wait_for_rollout(
-        _kubernetes_ref(platforms, service, "watch"),
-        timeout=platforms.rollout_timeout,
-        poll=platforms.poll_seconds,
-        on_progress=lambda s: on_progress(s.message),
-    )
-    if status.done:
-        return True, status.message
-    reason = "the rollout failed (ProgressDeadlineExceeded)" if status.failed else "timed out waiting"
-    return False, f"{reason}: {status.message}"
-
-
-def _follow_ecs(platforms: Platforms, service: str, on_progress: Callable[[str], None]) -> tuple[bool, str]:
-    return platforms.ecs.wait_until_stable(
-        _ecs_ref(platforms, service, "watch"),
-        timeout=platforms.rollout_timeout,
-        poll=platforms.poll_seconds,
-        on_progress=on_progress,
-    )
-
-
-def _send_flag(
-    platforms: Platforms, service: str, params: dict[str, Any], planned: RemediationPlan
-) -> ActionResult:
-    if planned.params["path"] != params["path"]:
-        raise TargetChanged(rendering.flag_moved(str(params["flag"]), planned.params["path"], params["path"]))
-    return platforms.flags.apply(platforms.flags.plan(str(params["path"]), str(params["value"])))
-
-
-def _replan_rollback(platforms: Platforms, service: str, params: dict[str, Any]) -> RemediationPlan:
-    return platforms.plan_rollback(service, int(params["to_revision"]))
-
-
-def _replan_scale(platforms: Platforms, service: str, params: dict[str, Any]) -> RemediationPlan:
-    return platforms.plan_scale(service, int(params["replicas"]))
-
-
-KINDS: dict[str, RemediationKind] = {
-    "kubernetes_rollback": RemediationKind(
-        replan=_replan_rollback,
-        send=lambda p, service, params, _planned: p.kubernetes.rollback(
-            p.kubernetes.plan_rollback(_kubernetes_ref(p, service, ROLLBACK), int(params["to_revision"]))
-        ),
-        follow=_follow_kubernetes,
-    ),
-    "kubernetes_scale": RemediationKind(
-        replan=_replan_scale,
-        send=lambda p, service, params, _planned: p.kubernetes.scale(
-            p.kubernetes.plan_scale(_kubernetes_ref(p, service, SCALE), int(params["replicas"]))
-        ),
-        follow=_follow_kubernetes,
-    ),
-    "ecs_rollback": RemediationKind(
-        replan=_replan_rollback,
-        send=lambda p, service, params, _planned: p.ecs.rollback(
-            p.ecs.plan_rollback(_ecs_ref(p, service, ROLLBACK), int(params["to_revision"]))
-        ),
-        follow=_follow_ecs,
-    ),
-    "ecs_scale": RemediationKind(
-        replan=_replan_scale,
-        send=lambda p, service, params, _planned: p.ecs.scale(
-            p.ecs.plan_scale(_ecs_ref(p, service, SCALE), int(params["replicas"]))
-        ),
-        follow=_follow_ecs,
-    ),
-    "ssm_flag": RemediationKind(
-        replan=lambda p, _service, params: p.plan_flag(str(params["flag"]), str(params["value"])),
-        send=_send_flag,
-    ),
-    "lambda_env": RemediationKind(
-        replan=lambda p, service, params: p.plan_env(
-            service, str(params["function"]), dict(params["changes"])
-        ),
-        send=lambda p, _service, params, _planned: p.lambdas.apply(
-            p.lambdas.plan(str(params["function"]), dict(params["changes"]))
-        ),
-    ),
+KINDS: dict[str, KindEntry] = {
+    "kubernetes_rollback": KindEntry(ROLLBACK, _kubernetes_rollback),
+    "kubernetes_scale": KindEntry(SCALE, _kubernetes_scale),
+    "ecs_rollback": KindEntry(ROLLBACK, _ecs_rollback),
+    "ecs_scale": KindEntry(SCALE, _ecs_scale),
+    "ssm_flag": KindEntry(FLAG, _ssm_flag),
+    "lambda_env": KindEntry(ENV, _lambda_env),
 }
+# Kinds whose target is named in the request, not by the service's platform in the catalog.
+_PLATFORM_OF = {FLAG: "ssm", ENV: "lambda"}
 
 
-def _kind(action_kind: str) -> RemediationKind:
-    kind = KINDS.get(action_kind)
-    if kind is None:
+def _entry(action_kind: str) -> KindEntry:
+    entry = KINDS.get(action_kind)
+    if entry is None:
         # A row written by a newer TARS, or by hand: refuse it rather than guess what it means.
         raise UsageError(rendering.unknown_action_kind(action_kind))
-    return kind
+    return entry
