@@ -26,7 +26,6 @@ from bot.incidents.command_parser import (
     SetSeverity,
     SetStatus,
     Show,
-    help_text,
     parse_command,
 )
 from bot.runtime import Tars
@@ -99,7 +98,7 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
     flows = tars.flows
     match parsed:
         case Help(topic):
-            return rendering.flags_help_text(tars.config.flags) if topic == "flags" else help_text()
+            return rendering.flags_help_text(tars.config.flags) if topic == "flags" else rendering.help_text()
         case Declare():
             incident = flows.declare(parsed, actor=actor, origin_channel=channel)
             return rendering.declared_reply(incident)

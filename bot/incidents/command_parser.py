@@ -14,27 +14,8 @@ from bot.core.domain_errors import UsageError
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Status
 from bot.incidents.input_rules import clean
-from bot.slack.rendering import echo, escape
-
-_USAGE = {
-    "declare": '/incident declare <service> <P1|P2|P3|P4> <description...> [impact="..."]',
-    "ack": "/incident ack <incident>",
-    "status": "/incident status <incident> <investigating|mitigating|monitoring>",
-    "severity": "/incident severity <incident> <P1|P2|P3|P4>",
-    "update": '/incident update <incident> <latest findings...> [eta="..."]',
-    "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>] [--force]",
-    "rollback": "/incident rollback <incident> [<service>] [to=<revision> | commit=<sha>]",
-    "hotfix": "/incident hotfix <incident> <summary...>",
-    "postmortem": "/incident postmortem <incident>",
-    "scale": "/incident scale <incident> <service> <replicas>",
-    "flag": "/incident flag <incident> <flag> <value>",
-    "env": "/incident env <incident> <function> KEY=value [KEY=value...]",
-    "list": "/incident list",
-    "show": "/incident show <incident>",
-    "help": "/incident help",
-}
-# As shown in mrkdwn replies: `<service>` must not reach Slack as markup.
-USAGE = {name: escape(usage) for name, usage in _USAGE.items()}
+from bot.slack.rendering import COMMAND_USAGE as USAGE
+from bot.slack.rendering import echo, help_text
 
 REF_PATTERN = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.IGNORECASE)
 SEVERITY_PATTERN = re.compile(r"^p([1-4])$", re.IGNORECASE)
@@ -486,10 +467,3 @@ _PARSERS = {
     "show": _parse_show,
     "help": _parse_help,
 }
-
-
-def help_text() -> str:
-    lines = ["*TARS incident commands* (an incident is `42`, `#42` or `INC-42`):"]
-    lines += [f"• `{usage}`" for usage in USAGE.values()]
-    lines.append("`/incident declare` with no arguments opens a form.")
-    return "\n".join(lines)

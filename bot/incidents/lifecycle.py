@@ -204,7 +204,7 @@ class IncidentService:
             incident,
             actor=actor,
             kind="acknowledged",
-            text=f"Acknowledged by <@{actor}>",
+            text=f"Acknowledged by {rendering.mention(actor)}",
             data={"response_seconds": int((now - incident.declared_at).total_seconds())},
         )
         self.planner.on_acknowledged(session, incident)

@@ -1171,3 +1171,33 @@ def flag_moved(flag: str, now_path: str, then_path: str) -> str:
 
 def unknown_action_kind(action_kind: str) -> str:
     return f"TARS does not know how to carry out a `{echo(action_kind)}` request."
+
+
+# --- the /incident grammar, as shown to people ----------------------------------------------------------
+
+_COMMAND_USAGE = {
+    "declare": '/incident declare <service> <P1|P2|P3|P4> <description...> [impact="..."]',
+    "ack": "/incident ack <incident>",
+    "status": "/incident status <incident> <investigating|mitigating|monitoring>",
+    "severity": "/incident severity <incident> <P1|P2|P3|P4>",
+    "update": '/incident update <incident> <latest findings...> [eta="..."]',
+    "resolve": "/incident resolve <incident> <root cause...> [users=<number affected>] [--force]",
+    "rollback": "/incident rollback <incident> [<service>] [to=<revision> | commit=<sha>]",
+    "hotfix": "/incident hotfix <incident> <summary...>",
+    "postmortem": "/incident postmortem <incident>",
+    "scale": "/incident scale <incident> <service> <replicas>",
+    "flag": "/incident flag <incident> <flag> <value>",
+    "env": "/incident env <incident> <function> KEY=value [KEY=value...]",
+    "list": "/incident list",
+    "show": "/incident show <incident>",
+    "help": "/incident help",
+}
+# As shown in mrkdwn replies: `<service>` must not reach Slack as markup.
+COMMAND_USAGE = {name: escape(usage) for name, usage in _COMMAND_USAGE.items()}
+
+
+def help_text() -> str:
+    lines = ["*TARS incident commands* (an incident is `42`, `#42` or `INC-42`):"]
+    lines += [f"• `{usage}`" for usage in COMMAND_USAGE.values()]
+    lines.append("`/incident declare` with no arguments opens a form.")
+    return "\n".join(lines)
