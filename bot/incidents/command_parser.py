@@ -14,8 +14,8 @@ from bot.core.domain_errors import UsageError
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Status
 from bot.incidents.input_rules import clean
+from bot.slack import rendering
 from bot.slack.rendering import COMMAND_USAGE as USAGE
-from bot.slack.rendering import echo, help_text
 
 REF_PATTERN = re.compile(r"^(?:#|inc-)?(\d{1,9})$", re.IGNORECASE)
 SEVERITY_PATTERN = re.compile(r"^p([1-4])$", re.IGNORECASE)
@@ -155,16 +155,14 @@ Command = (
 def parse_ref(token: str, usage: str) -> int:
     match = REF_PATTERN.match(token.strip())
     if not match or int(match.group(1)) == 0:
-        raise UsageError(
-            f"`{echo(token)}` is not an incident reference; write it as `42`, `#42` or `INC-42`.\nUsage: `{usage}`"
-        )
+        raise UsageError(rendering.grammar_refusal("not_a_ref", usage, token=token))
     return int(match.group(1))
 
 
 def parse_severity(token: str, usage: str) -> int:
     match = SEVERITY_PATTERN.match(token.strip())
     if not match:
-        raise UsageError(f"`{echo(token)}` is not a severity; use one of P1, P2, P3, P4.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("not_a_severity", usage, token=token))
     return int(match.group(1))
 
 
@@ -172,12 +170,7 @@ def validate_service(name: str, known: Iterable[str]) -> str:
     service = name.strip().lower()
     known_sorted = sorted(known)
     if service not in known_sorted:
-        listing = (
-            ", ".join(f"`{s}`" for s in known_sorted) or "(none configured: add `services:` to TARS_CONFIG)"
-        )
-        raise UsageError(
-            f"Unknown service `{echo(name)}`. Known services: {listing}.\nUsage: `{USAGE['declare']}`"
-        )
+        raise UsageError(rendering.unknown_service_to_declare(name, known_sorted))
     return service
 
 
@@ -189,7 +182,7 @@ def _take_options(text: str, allowed: set[str], usage: str) -> tuple[str, dict[s
         if key not in allowed:
             return match.group(0)
         if key in options:
-            raise UsageError(f"`{echo(key)}=` is given twice.\nUsage: `{usage}`")
+            raise UsageError(rendering.grammar_refusal("option_twice", usage, key=key))
         value = next(v for v in (match.group(g) for g in ("dq", "cq", "sq", "bare")) if v is not None)
         options[key] = value.strip()
         return ""
@@ -217,13 +210,13 @@ def parse_command(text: str, known_services: Iterable[str]) -> Command:
     rest = words[1] if len(words) > 1 else ""
     parser = _PARSERS.get(name)
     if parser is None:
-        raise UsageError(f"Unknown sub-command `{echo(words[0])}`.\n" + help_text())
+        raise UsageError(rendering.unknown_subcommand(words[0]))
     return parser(rest, known_services)
 
 
 def _require(parts: list[str], count: int, what: str, usage: str) -> None:
     if len(parts) < count:
-        raise UsageError(f"Missing {what}.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("missing", usage, what=what))
 
 
 def _parse_declare(rest: str, known: Iterable[str]) -> Command:
@@ -251,7 +244,7 @@ def _parse_ack(rest: str, _known: Iterable[str]) -> Command:
     parts = _split(rest, 1)
     _require(parts, 1, "the incident", usage)
     if len(parts) > 1:
-        raise UsageError(f"`ack` takes only the incident.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("only_incident", usage, command="ack"))
     return Acknowledge(parse_ref(parts[0], usage))
 
 
@@ -262,15 +255,13 @@ def _parse_status(rest: str, _known: Iterable[str]) -> Command:
     incident_id = parse_ref(parts[0], usage)
     _require(parts, 2, "the new status", usage)
     if len(parts) > 2:
-        raise UsageError(f"`status` takes the incident and one status.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("status_arity", usage))
     wanted = parts[1].lower()
     if wanted == Status.RESOLVED.value:
-        raise UsageError(f"To resolve, use `{USAGE['resolve']}`: the root cause is required.")
+        raise UsageError(rendering.RESOLVE_NEEDS_ROOT_CAUSE)
     allowed = {s.value: s for s in OPEN_STATUSES}
     if wanted not in allowed:
-        raise UsageError(
-            f"`{echo(parts[1])}` is not a status; use investigating, mitigating or monitoring.\nUsage: `{usage}`"
-        )
+        raise UsageError(rendering.grammar_refusal("not_a_status", usage, token=parts[1]))
     return SetStatus(incident_id, allowed[wanted])
 
 
@@ -281,7 +272,7 @@ def _parse_severity(rest: str, _known: Iterable[str]) -> Command:
     incident_id = parse_ref(parts[0], usage)
     _require(parts, 2, "the new severity", usage)
     if len(parts) > 2:
-        raise UsageError(f"`severity` takes the incident and one severity.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("severity_arity", usage))
     return SetSeverity(incident_id, parse_severity(parts[1], usage))
 
 
@@ -320,9 +311,7 @@ def parse_users_affected(value: str | None, usage: str) -> int | None:
         return None
     cleaned = value.replace(",", "").replace("_", "")
     if not re.fullmatch(r"[0-9]{1,9}", cleaned):
-        raise UsageError(
-            f"`users={echo(value)}` must be a whole number of users, e.g. `users=1200`.\nUsage: `{usage}`"
-        )
+        raise UsageError(rendering.grammar_refusal("users_not_number", usage, value=value))
     return int(cleaned)
 
 
@@ -333,28 +322,20 @@ def _parse_rollback(rest: str, known: Iterable[str]) -> Command:
     _require(parts, 1, "the incident", usage)
     incident_id = parse_ref(parts[0], usage)
     if len(parts) > 2:
-        raise UsageError(f"`rollback` takes the incident and at most one service.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("rollback_arity", usage))
     service = validate_service(parts[1], known) if len(parts) == 2 else None
     if "commit" in options:
         if "to" in options:
-            raise UsageError(
-                f"Give either `to=` (a deployment revision) or `commit=` (a Git commit), not both.\nUsage: `{usage}`"
-            )
+            raise UsageError(rendering.grammar_refusal("to_and_commit", usage))
         if service is None:
-            raise UsageError(
-                f"A rollback by commit needs the service, whose repository it is.\nUsage: `{usage}`"
-            )
+            raise UsageError(rendering.grammar_refusal("commit_needs_service", usage))
         if not re.fullmatch(r"[0-9a-fA-F]{7,40}", options["commit"]):
-            raise UsageError(
-                f"`commit={echo(options['commit'])}` is not a commit sha (7 to 40 hex digits).\nUsage: `{usage}`"
-            )
+            raise UsageError(rendering.grammar_refusal("not_a_sha", usage, value=options["commit"]))
         return RollbackByCommit(incident_id, service, options["commit"].lower())
     to_revision = None
     if "to" in options:
         if not re.fullmatch(r"[0-9]{1,6}", options["to"]) or int(options["to"]) == 0:
-            raise UsageError(
-                f"`to={echo(options['to'])}` must be a revision number, e.g. `to=6`.\nUsage: `{usage}`"
-            )
+            raise UsageError(rendering.grammar_refusal("not_a_revision", usage, value=options["to"]))
         to_revision = int(options["to"])
     return RequestRollback(incident_id, service, to_revision)
 
@@ -368,9 +349,9 @@ def _parse_scale(rest: str, known: Iterable[str]) -> Command:
     service = validate_service(parts[1], known)
     _require(parts, 3, "the number of replicas", usage)
     if len(parts) > 3:
-        raise UsageError(f"`scale` takes the incident, the service and a number.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("scale_arity", usage))
     if not re.fullmatch(r"[0-9]{1,4}", parts[2]):
-        raise UsageError(f"`{echo(parts[2])}` is not a number of replicas.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("not_replicas", usage, token=parts[2]))
     return RequestScale(incident_id, service, int(parts[2]))
 
 
@@ -382,7 +363,7 @@ def _parse_flag(rest: str, _known: Iterable[str]) -> Command:
     _require(parts, 2, "the flag (`/incident help flags` lists them)", usage)
     _require(parts, 3, "the new value", usage)
     if len(parts) > 3:
-        raise UsageError(f"`flag` takes the incident, one flag and one value.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("flag_arity", usage))
     return RequestFlag(
         incident_id, clean(input_rules.FLAG_NAME, parts[1]), clean(input_rules.FLAG_VALUE, parts[2])
     )
@@ -402,10 +383,10 @@ def _parse_env(rest: str, _known: Iterable[str]) -> Command:
     changes: dict[str, str] = {}
     leftover = ENV_PAIR.sub("", parts[2]).strip()
     if leftover:
-        raise UsageError(f"`{echo(leftover.split()[0])}` is not a KEY=value pair.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("not_a_pair", usage, token=leftover.split()[0]))
     for key, double, single, bare in ENV_PAIR.findall(parts[2]):
         if key in changes:
-            raise UsageError(f"`{echo(key)}` is given twice.\nUsage: `{usage}`")
+            raise UsageError(rendering.grammar_refusal("key_twice", usage, key=key))
         changes[clean(input_rules.ENV_KEY, key)] = clean(input_rules.ENV_VALUE, double or single or bare)
     return RequestEnv(incident_id, clean(input_rules.FUNCTION, parts[1]), changes)
 
@@ -424,13 +405,13 @@ def _parse_postmortem(rest: str, _known: Iterable[str]) -> Command:
     parts = rest.split()
     _require(parts, 1, "the incident", usage)
     if len(parts) > 1:
-        raise UsageError(f"`postmortem` takes only the incident.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("only_incident", usage, command="postmortem"))
     return DraftPostmortem(parse_ref(parts[0], usage))
 
 
 def _parse_list(rest: str, _known: Iterable[str]) -> Command:
     if rest.strip():
-        raise UsageError(f"`list` takes no arguments.\nUsage: `{USAGE['list']}`")
+        raise UsageError(rendering.grammar_refusal("list_arity", USAGE["list"]))
     return ListOpen()
 
 
@@ -439,7 +420,7 @@ def _parse_show(rest: str, _known: Iterable[str]) -> Command:
     parts = rest.split()
     _require(parts, 1, "the incident", usage)
     if len(parts) > 1:
-        raise UsageError(f"`show` takes only the incident.\nUsage: `{usage}`")
+        raise UsageError(rendering.grammar_refusal("only_incident", usage, command="show"))
     return Show(parse_ref(parts[0], usage))
 
 

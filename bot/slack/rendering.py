@@ -1201,3 +1201,45 @@ def help_text() -> str:
     lines += [f"• `{usage}`" for usage in COMMAND_USAGE.values()]
     lines.append("`/incident declare` with no arguments opens a form.")
     return "\n".join(lines)
+
+
+# What a person typed wrong in `/incident ...`; `{…}` is what they typed, echoed back.
+_GRAMMAR_PROBLEMS = {
+    "not_a_ref": "`{token}` is not an incident reference; write it as `42`, `#42` or `INC-42`.",
+    "not_a_severity": "`{token}` is not a severity; use one of P1, P2, P3, P4.",
+    "option_twice": "`{key}=` is given twice.",
+    "missing": "Missing {what}.",
+    "only_incident": "`{command}` takes only the incident.",
+    "status_arity": "`status` takes the incident and one status.",
+    "not_a_status": "`{token}` is not a status; use investigating, mitigating or monitoring.",
+    "severity_arity": "`severity` takes the incident and one severity.",
+    "users_not_number": "`users={value}` must be a whole number of users, e.g. `users=1200`.",
+    "rollback_arity": "`rollback` takes the incident and at most one service.",
+    "to_and_commit": "Give either `to=` (a deployment revision) or `commit=` (a Git commit), not both.",
+    "commit_needs_service": "A rollback by commit needs the service, whose repository it is.",
+    "not_a_sha": "`commit={value}` is not a commit sha (7 to 40 hex digits).",
+    "not_a_revision": "`to={value}` must be a revision number, e.g. `to=6`.",
+    "scale_arity": "`scale` takes the incident, the service and a number.",
+    "not_replicas": "`{token}` is not a number of replicas.",
+    "flag_arity": "`flag` takes the incident, one flag and one value.",
+    "not_a_pair": "`{token}` is not a KEY=value pair.",
+    "key_twice": "`{key}` is given twice.",
+    "list_arity": "`list` takes no arguments.",
+}
+
+RESOLVE_NEEDS_ROOT_CAUSE = f"To resolve, use `{COMMAND_USAGE['resolve']}`: the root cause is required."
+
+
+def grammar_refusal(problem: str, usage: str | None, **typed: str) -> str:
+    """A mistake in `/incident ...`, with the usage line (already escaped) to write it right."""
+    text = _GRAMMAR_PROBLEMS[problem].format(**{name: echo(value) for name, value in typed.items()})
+    return f"{text}\nUsage: `{usage}`" if usage else text
+
+
+def unknown_subcommand(word: str) -> str:
+    return f"Unknown sub-command `{echo(word)}`.\n" + help_text()
+
+
+def unknown_service_to_declare(name: str, known: Sequence[str]) -> str:
+    listing = ", ".join(f"`{echo(s)}`" for s in known) or "(none configured: add `services:` to TARS_CONFIG)"
+    return f"Unknown service `{echo(name)}`. Known services: {listing}.\nUsage: `{COMMAND_USAGE['declare']}`"
