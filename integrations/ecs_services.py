@@ -16,10 +16,11 @@ from integrations.aws_clients import AwsIntegration, call, utc
 from integrations.plans import (
     ActionResult,
     IntegrationError,
-    KindPlan,
     NothingToDo,
     Prepared,
     Progress,
+    Rollout,
+    RolloutKind,
     TargetChanged,
 )
 
@@ -345,6 +346,11 @@ class EcsServices(AwsIntegration):
 
     # -- waiting ----------------------------------------------------------------------------------------
 
+    def follow_rollout(
+        self, ref: EcsServiceRef, on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str]:
+        return self.wait_until_stable(ref, timeout=timeout, poll=poll, on_progress=on_progress)
+
     def wait_until_stable(
         self,
         ref: EcsServiceRef,
@@ -394,44 +400,11 @@ def _ref(target: Mapping[str, Any]) -> EcsServiceRef:
     )
 
 
-class _EcsKind:
-    def __init__(self, client: EcsServices) -> None:
-        self.client = client
-
-    def follow(
-        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
-    ) -> tuple[bool, str]:
-        return self.client.wait_until_stable(
-            _ref(target), timeout=timeout, poll=poll, on_progress=on_progress
-        )
+def _facts(action: Rollout, snapshot: EcsSnapshot) -> dict[str, Any]:
+    if action == "rollback":
+        return {"task_definition_arn": snapshot.task_definition_arn}
+    return {"desired_count": snapshot.desired_count}
 
 
-class EcsRollback(_EcsKind):
-    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
-        to_revision = params.get("to_revision")
-        plan = self.client.plan_rollback(_ref(target), None if to_revision is None else int(to_revision))
-        snap = plan.snapshot
-        return KindPlan(
-            plan.describe(),
-            {"to_revision": plan.to_revision},
-            {"task_definition_arn": snap.task_definition_arn},
-            snap.last_deployed_at,
-        )
-
-    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
-        return self.client.rollback(self.client.plan_rollback(_ref(target), int(params["to_revision"])))
-
-
-class EcsScale(_EcsKind):
-    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
-        plan = self.client.plan_scale(_ref(target), int(params["replicas"]))
-        snap = plan.snapshot
-        return KindPlan(
-            plan.describe(),
-            {"replicas": int(params["replicas"])},
-            {"desired_count": snap.desired_count},
-            snap.last_deployed_at,
-        )
-
-    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
-        return self.client.scale(self.client.plan_scale(_ref(target), int(params["replicas"])))
+def ecs_kind(client: EcsServices, action: Rollout) -> RolloutKind[EcsServiceRef]:
+    return RolloutKind(client, action, _ref, _facts)

@@ -35,10 +35,11 @@ from integrations.plans import (
     ActionResult,
     Integration,
     IntegrationError,
-    KindPlan,
     NothingToDo,
     Prepared,
     Progress,
+    Rollout,
+    RolloutKind,
     TargetChanged,
 )
 
@@ -46,11 +47,10 @@ __all__ = [
     "DeploymentRef",
     "DeploymentSnapshot",
     "KubernetesDeployments",
-    "KubernetesRollback",
-    "KubernetesScale",
     "RollbackPlan",
     "RolloutStatus",
     "ScalePlan",
+    "kubernetes_kind",
 ]
 
 log = logging.getLogger(__name__)
@@ -616,6 +616,18 @@ class KubernetesDeployments(Integration):
             return result(f'deployment "{name}" successfully rolled out', done=True)
         return result("Waiting for deployment spec update to be observed...")
 
+    def follow_rollout(
+        self, ref: DeploymentRef, on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str]:
+        """Follow a rollout to its end: (True, status) when complete, (False, why) when it failed or timed out."""
+        status = self.wait_for_rollout(
+            ref, timeout=timeout, poll=poll, on_progress=lambda s: on_progress(s.message)
+        )
+        if status.done:
+            return True, status.message
+        reason = "the rollout failed (ProgressDeadlineExceeded)" if status.failed else "timed out waiting"
+        return False, f"{reason}: {status.message}"
+
     def wait_for_rollout(
         self,
         ref: DeploymentRef,
@@ -648,48 +660,11 @@ def _ref(target: Mapping[str, Any]) -> DeploymentRef:
     )
 
 
-class _KubernetesKind:
-    def __init__(self, client: KubernetesDeployments) -> None:
-        self.client = client
-
-    def follow(
-        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
-    ) -> tuple[bool, str]:
-        status = self.client.wait_for_rollout(
-            _ref(target), timeout=timeout, poll=poll, on_progress=lambda s: on_progress(s.message)
-        )
-        if status.done:
-            return True, status.message
-        reason = "the rollout failed (ProgressDeadlineExceeded)" if status.failed else "timed out waiting"
-        return False, f"{reason}: {status.message}"
+def _facts(action: Rollout, snapshot: DeploymentSnapshot) -> dict[str, Any]:
+    if action == "rollback":
+        return {"revision": snapshot.revision, "images": snapshot.images}
+    return {"replicas": snapshot.replicas}
 
 
-class KubernetesRollback(_KubernetesKind):
-    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
-        to_revision = params.get("to_revision")
-        plan = self.client.plan_rollback(_ref(target), None if to_revision is None else int(to_revision))
-        snap = plan.snapshot
-        return KindPlan(
-            plan.describe(),
-            {"to_revision": plan.to_revision},
-            {"revision": snap.revision, "images": snap.images},
-            snap.last_deployed_at,
-        )
-
-    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
-        return self.client.rollback(self.client.plan_rollback(_ref(target), int(params["to_revision"])))
-
-
-class KubernetesScale(_KubernetesKind):
-    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
-        plan = self.client.plan_scale(_ref(target), int(params["replicas"]))
-        snap = plan.snapshot
-        return KindPlan(
-            plan.describe(),
-            {"replicas": int(params["replicas"])},
-            {"replicas": snap.replicas},
-            snap.last_deployed_at,
-        )
-
-    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
-        return self.client.scale(self.client.plan_scale(_ref(target), int(params["replicas"])))
+def kubernetes_kind(client: KubernetesDeployments, action: Rollout) -> RolloutKind[DeploymentRef]:
+    return RolloutKind(client, action, _ref, _facts)

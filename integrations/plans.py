@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 
 class IntegrationError(Exception):
@@ -97,3 +97,66 @@ class RemediationKind(Protocol):
     ) -> tuple[bool, str] | None:
         """Watch what `apply` started until it settles: (succeeded, status), or None when nothing rolls out."""
         ...
+
+
+Ref = TypeVar("Ref")
+RefIn = TypeVar("RefIn", contravariant=True)
+Rollout = Literal["rollback", "scale"]
+
+
+class RolloutClient(Protocol[RefIn]):
+    """A platform that rolls a service back or scales it, and whose rollout can be followed (Kubernetes, ECS)."""
+
+    def plan_rollback(self, ref: RefIn, to_revision: int | None) -> Any: ...
+
+    def rollback(self, plan: Any) -> ActionResult: ...
+
+    def plan_scale(self, ref: RefIn, count: int) -> Any: ...
+
+    def scale(self, plan: Any) -> ActionResult: ...
+
+    def follow_rollout(
+        self, ref: RefIn, on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str]: ...
+
+
+class RolloutKind(Generic[Ref]):
+    """The `rollback` or `scale` kind on a platform: the platform module says how the catalog's target becomes
+    its reference, and which facts of a plan's snapshot the approvers rely on."""
+
+    def __init__(
+        self,
+        client: RolloutClient[Ref],
+        action: Rollout,
+        ref: Callable[[Mapping[str, Any]], Ref],
+        facts: Callable[[Rollout, Any], dict[str, Any]],
+    ) -> None:
+        self.client, self.action, self.ref, self.facts = client, action, ref, facts
+
+    def plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> KindPlan:
+        plan = self._plan(target, params)
+        kept = (
+            {"to_revision": plan.to_revision}
+            if self.action == "rollback"
+            else {"replicas": int(params["replicas"])}
+        )
+        return KindPlan(
+            plan.describe(), kept, self.facts(self.action, plan.snapshot), plan.snapshot.last_deployed_at
+        )
+
+    def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
+        plan = self._plan(target, params)
+        return self.client.rollback(plan) if self.action == "rollback" else self.client.scale(plan)
+
+    def follow(
+        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str]:
+        return self.client.follow_rollout(self.ref(target), on_progress, timeout=timeout, poll=poll)
+
+    def _plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+        if self.action == "rollback":
+            to_revision = params.get("to_revision")
+            return self.client.plan_rollback(
+                self.ref(target), None if to_revision is None else int(to_revision)
+            )
+        return self.client.plan_scale(self.ref(target), int(params["replicas"]))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.domain_errors import UsageError
 from bot.core.settings import Config, ServiceConfig
 from bot.slack import rendering
-from integrations.plans import ActionResult, RemediationKind, TargetChanged
+from integrations.plans import ActionResult, RemediationKind, Rollout, TargetChanged
 
 if TYPE_CHECKING:
     from integrations.ecs_services import EcsServiceRef, EcsServices
@@ -270,28 +270,22 @@ class Platforms:
 # --- the remediation kinds, one line each: the integration module that carries it out ----------------------
 
 
-def _kubernetes_rollback(p: Platforms) -> RemediationKind:
-    from integrations.kubernetes_rollouts import KubernetesRollback
+def _kubernetes(action: Rollout) -> Callable[[Platforms], RemediationKind]:
+    def make(p: Platforms) -> RemediationKind:
+        from integrations.kubernetes_rollouts import kubernetes_kind
 
-    return KubernetesRollback(p.kubernetes)
+        return kubernetes_kind(p.kubernetes, action)
 
-
-def _kubernetes_scale(p: Platforms) -> RemediationKind:
-    from integrations.kubernetes_rollouts import KubernetesScale
-
-    return KubernetesScale(p.kubernetes)
+    return make
 
 
-def _ecs_rollback(p: Platforms) -> RemediationKind:
-    from integrations.ecs_services import EcsRollback
+def _ecs(action: Rollout) -> Callable[[Platforms], RemediationKind]:
+    def make(p: Platforms) -> RemediationKind:
+        from integrations.ecs_services import ecs_kind
 
-    return EcsRollback(p.ecs)
+        return ecs_kind(p.ecs, action)
 
-
-def _ecs_scale(p: Platforms) -> RemediationKind:
-    from integrations.ecs_services import EcsScale
-
-    return EcsScale(p.ecs)
+    return make
 
 
 def _ssm_flag(p: Platforms) -> RemediationKind:
@@ -313,10 +307,10 @@ class KindEntry:
 
 
 KINDS: dict[str, KindEntry] = {
-    "kubernetes_rollback": KindEntry(ROLLBACK, _kubernetes_rollback),
-    "kubernetes_scale": KindEntry(SCALE, _kubernetes_scale),
-    "ecs_rollback": KindEntry(ROLLBACK, _ecs_rollback),
-    "ecs_scale": KindEntry(SCALE, _ecs_scale),
+    "kubernetes_rollback": KindEntry(ROLLBACK, _kubernetes("rollback")),
+    "kubernetes_scale": KindEntry(SCALE, _kubernetes("scale")),
+    "ecs_rollback": KindEntry(ROLLBACK, _ecs("rollback")),
+    "ecs_scale": KindEntry(SCALE, _ecs("scale")),
     "ssm_flag": KindEntry(FLAG, _ssm_flag),
     "lambda_env": KindEntry(ENV, _lambda_env),
 }
