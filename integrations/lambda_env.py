@@ -19,11 +19,11 @@ from typing import Any
 from integrations.aws_clients import AwsIntegration, call
 from integrations.plans import (
     ActionResult,
+    ConfigKind,
     IntegrationError,
     KindPlan,
     NothingToDo,
     Prepared,
-    Progress,
     TargetChanged,
 )
 
@@ -296,7 +296,7 @@ class LambdaEnvironment(AwsIntegration):
             self._sleep(min(poll, remaining))
 
 
-class EnvironmentChange:
+class EnvironmentChange(ConfigKind):
     """The remediation kind `lambda_env`: set environment variables; nothing rolls out."""
 
     def __init__(self, client: LambdaEnvironment) -> None:
@@ -314,8 +314,3 @@ class EnvironmentChange:
 
     def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
         return self.client.apply(self.client.plan(str(params["function"]), dict(params["changes"])))
-
-    def follow(
-        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
-    ) -> tuple[bool, str] | None:
-        return None

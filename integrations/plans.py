@@ -160,3 +160,12 @@ class RolloutKind(Generic[Ref]):
                 self.ref(target), None if to_revision is None else int(to_revision)
             )
         return self.client.plan_scale(self.ref(target), int(params["replicas"]))
+
+
+class ConfigKind:
+    """A kind that changes configuration (a flag, an environment): applied at once, nothing rolls out."""
+
+    def follow(
+        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
+    ) -> tuple[bool, str] | None:
+        return None

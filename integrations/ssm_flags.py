@@ -15,11 +15,11 @@ from typing import Any
 from integrations.aws_clients import AwsIntegration, call, utc
 from integrations.plans import (
     ActionResult,
+    ConfigKind,
     IntegrationError,
     KindPlan,
     NothingToDo,
     Prepared,
-    Progress,
     TargetChanged,
 )
 
@@ -184,7 +184,7 @@ class FeatureFlags(AwsIntegration):
         return entries[:limit]
 
 
-class FlagChange:
+class FlagChange(ConfigKind):
     """The remediation kind `ssm_flag`: set a feature flag; nothing rolls out (the app reads it within 60 s)."""
 
     def __init__(self, client: FeatureFlags) -> None:
@@ -201,8 +201,3 @@ class FlagChange:
 
     def apply(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> ActionResult:
         return self.client.apply(self.client.plan(str(params["path"]), str(params["value"])))
-
-    def follow(
-        self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
-    ) -> tuple[bool, str] | None:
-        return None
