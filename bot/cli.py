@@ -1,4 +1,4 @@
-"""`tars`: serve, migrate, or try TARS locally in a sandbox."""
+"""`tars`: serve, migrate, check the configuration, or try TARS locally in a sandbox."""
 
 from __future__ import annotations
 
@@ -9,9 +9,23 @@ import signal
 import sys
 import threading
 
+from sqlalchemy.exc import OperationalError
+
 from bot.core.settings import ConfigError, load_config
+from bot.ingress.http_server import PortInUse
 
 log = logging.getLogger("tars")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tars")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def _setup_logging(level: str) -> None:
@@ -32,11 +46,13 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 def cmd_serve(_args: argparse.Namespace) -> int:
     from bot.app import create_app
     from bot.core.database import make_engine, upgrade_database
-    from bot.ingress.http_server import HttpServer
+    from bot.ingress.http_server import HttpServer, bind_listener
 
     config = load_config()
     engine = make_engine(config.database_url)
     upgrade_database(engine)
+    # Bound before anything starts, so a taken port is reported before any work begins.
+    listener = bind_listener(config.port)
     tars_app = create_app(config, engine=engine)
     log.info(
         "TARS starting: %s mode, database %s, catalog from %s (%d services)",
@@ -45,7 +61,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         config.config_source,
         len(config.services),
     )
-    server = HttpServer(tars_app.wsgi, port=config.port)
+    server = HttpServer(tars_app.wsgi, listener=listener)
     stop = threading.Event()
     # Kubernetes sends SIGTERM and waits terminationGracePeriodSeconds (30 s) before SIGKILL.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -54,10 +70,12 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     if config.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        SocketModeHandler(tars_app.bolt, config.slack_app_token).connect()
-        log.info("Socket Mode connected; health check on :%d/healthz", server.port)
+        socket_mode = SocketModeHandler(tars_app.bolt, config.slack_app_token)
+        socket_mode.connect()
+        tars_app.wsgi.socket_mode_connected = socket_mode.client.is_connected
+        log.info("Socket Mode connected; probes on :%d/livez and /readyz", server.port)
     else:
-        log.info("listening on :%d (POST /slack/events, GET /healthz)", server.port)
+        log.info("listening on :%d (POST /slack/events, GET /livez, /readyz)", server.port)
     server.start()
     stop.wait()
     log.info("stopping: no new work; finishing or releasing what is in flight")
@@ -68,6 +86,16 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     # A remediation still following a rollout must not hold the process past the grace period; it is
     # recorded as abandoned and marked failed later, as after any crash.
     os._exit(0)
+
+
+def cmd_check_config(_args: argparse.Namespace) -> int:
+    """Validate the environment and the YAML without connecting anywhere."""
+    config = load_config()
+    print(
+        f"configuration is valid: {'Socket' if config.socket_mode else 'HTTP'} mode, database "
+        f"{_safe_url(config.database_url)}, {len(config.services)} services from {config.config_source}"
+    )
+    return 0
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -97,22 +125,46 @@ def _safe_url(url: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tars", description="TARS, the incident-response bot for Slack.")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--version", action="version", version=f"tars {_version()}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run TARS for a real Slack workspace (migrates the database first)")
     commands.add_parser("migrate", help="upgrade the database to the newest schema")
+    commands.add_parser(
+        "check-config", help="validate the environment and the YAML file without connecting anywhere"
+    )
     sandbox = commands.add_parser("sandbox", help="try TARS in the terminal against a local Slack emulator")
     sandbox.add_argument(
         "--script", help="read commands from this file instead of the terminal ('-' = stdin)"
     )
     args = parser.parse_args(argv)
     _setup_logging(args.log_level if args.command != "sandbox" else "WARNING")
-    handler = {"serve": cmd_serve, "migrate": cmd_migrate, "sandbox": cmd_sandbox}[args.command]
+    handler = {
+        "serve": cmd_serve,
+        "migrate": cmd_migrate,
+        "check-config": cmd_check_config,
+        "sandbox": cmd_sandbox,
+    }[args.command]
     try:
         return handler(args)
     except ConfigError as error:
         print(f"tars: configuration error: {error}", file=sys.stderr)
         return 2
+    except PortInUse as error:
+        print(f"tars: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        # The driver's first line says why (refused, unknown host, authentication); the rest is noise here.
+        reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+        url = _safe_url(os.environ.get("DATABASE_URL", "sqlite:///tars.db"))
+        print(f"tars: cannot reach the database at {url}: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -173,6 +173,26 @@ def database_reachable(engine: Engine) -> bool:
         return False
 
 
+@functools.cache
+def schema_head() -> str:
+    """The newest migration's revision: what a ready database's alembic_version holds."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    alembic_config = AlembicConfig()
+    alembic_config.set_main_option("script_location", str(migrations_directory()))
+    return str(ScriptDirectory.from_config(alembic_config).get_current_head())
+
+
+def schema_version(engine: Engine) -> str | None:
+    """The database's migration revision; None when it has none (never migrated) or cannot be read."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # no table yet, or the database went away: not ready either way
+        return None
+
+
 def migrations_directory() -> Path:
     import migrations
 

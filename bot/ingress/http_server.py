@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Engine
 
-from bot.core.database import database_reachable
+from bot.core.database import database_reachable, schema_head, schema_version
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,16 @@ class TarsWsgi:
     def __init__(self, engine: Engine, slack_handler: WsgiApp | None) -> None:
         self.engine = engine
         self.slack_handler = slack_handler
+        # Set when Socket Mode is on: readiness then also needs the connection to Slack to be up.
+        self.socket_mode_connected: Callable[[], bool] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            healthy = database_reachable(self.engine)
-            body = json.dumps({"status": "ok" if healthy else "unavailable", "database": healthy}).encode()
-            status = "200 OK" if healthy else "503 Service Unavailable"
+        if path in _PROBES and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            checks = self._checks(path)
+            ready = all(checks.values())
+            body = json.dumps({"status": "ok" if ready else "unavailable", **checks}).encode()
+            status = "200 OK" if ready else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         if path == SLACK_PATH and self.slack_handler is not None:
@@ -48,17 +53,66 @@ class TarsWsgi:
         start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
         return [b"Not Found"]
 
+    def _checks(self, probe: str) -> dict[str, bool]:
+        if probe == "/livez":  # the process answers: nothing else is asked of it, or it would be restarted
+            return {}
+        if probe == "/healthz":
+            return {"database": database_reachable(self.engine)}
+        reachable = database_reachable(self.engine)
+        checks = {
+            "database": reachable,
+            "migrations": reachable and schema_version(self.engine) == schema_head(),
+        }
+        if self.socket_mode_connected is not None:
+            checks["socket_mode"] = self.socket_mode_connected()
+        return checks
+
+
+# /livez: alive (restart when not); /readyz: may take traffic (database, schema, Slack connection);
+# /healthz: the database, as before, for the Docker HEALTHCHECK.
+_PROBES = ("/livez", "/readyz", "/healthz")
+
+
+class PortInUse(Exception):
+    """Another process listens on the port TARS was told to use."""
+
+
+def bind_listener(port: int, host: str = "0.0.0.0") -> socket.socket:
+    """The listening socket, bound now: a taken port is a one-line error, not a traceback after start-up."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} is already in use (set PORT to another one)") from None
+        raise
+    listener.listen(1024)
+    listener.setblocking(False)
+    return listener
+
 
 class HttpServer:
     """waitress in a background thread, so tests and the sandbox can start and stop it."""
 
-    def __init__(self, app: WsgiApp, *, host: str = "0.0.0.0", port: int = 3000, threads: int = 8) -> None:
+    def __init__(
+        self,
+        app: WsgiApp,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 3000,
+        threads: int = 8,
+        listener: socket.socket | None = None,
+    ) -> None:
         from waitress.server import create_server
 
+        where: dict[str, Any] = (
+            {"sockets": [listener]} if listener is not None else {"host": host, "port": port}
+        )
         self._server = create_server(
             app,
-            host=host,
-            port=port,
+            **where,
             threads=threads,
             ident="tars",
             max_request_body_size=MAX_REQUEST_BODY_BYTES,
