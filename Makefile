@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format migrate bench clean
+.PHONY: run test tools lint format migrate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,19 @@ run: $(STAMP)
 	fi
 
 ## test: lint, then the whole suite on Postgres (127.0.0.1:5432) and again on SQLite
-test: $(STAMP) lint
+test: $(STAMP) tools lint
 	TARS_TEST_DB=postgres $(BIN)/pytest
 	TARS_TEST_DB=sqlite $(BIN)/pytest -q
+
+## tools: Debian's prometheus package (prometheus, promtool), which the metrics tests run for real
+tools:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+		else \
+			echo "prometheus is not installed and cannot be here: its tests skip (with CI=true they fail)"; \
+		fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from bot.comms.announcer import Announcer, reply_privately
+from bot.comms.announcer import Announcer, CountedWebClient, reply_privately
 from bot.comms.delivery import DeliveryEngine
 from bot.comms.outbox import COMMAND_KIND, REMEDIATION_KIND, Outbox, wake_on_commit
 from bot.comms.paging import Pager
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 def make_slack_client(config: Config) -> WebClient:
     # No retry handlers: the delivery engine decides about retries (a dropped connection may have posted, and a
     # 429 is waited out by the engine, not by a sleeping worker that holds a lane).
-    return WebClient(
+    return CountedWebClient(
         token=config.slack_bot_token, base_url=config.slack_api_url, timeout=10, retry_handlers=[]
     )
 

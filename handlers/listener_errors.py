@@ -16,6 +16,8 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
+from bot.core.metrics import REQUESTS
+from bot.slack import rendering
 from bot.slack.error_replies import expected, friendly_message
 from handlers.private_replies import reply_privately
 
@@ -64,6 +66,24 @@ def handle_error(error: Exception, body: dict[str, Any], respond: Respond | None
         log.exception("could not tell the user about %r", error)
 
 
+# Label values for commands come from a fixed set: a typo must not become a new time series.
+_SUBCOMMANDS = frozenset(rendering.COMMAND_USAGE) | {"ls"}
+
+
+def request_kind(body: dict[str, Any], action: dict[str, Any] | None, view: dict[str, Any] | None) -> str:
+    """What a request was, for /metrics: `/incident <sub-command>`, a button's action_id or a form's callback_id
+    (both TARS's own: Bolt only runs the listeners registered for them)."""
+    if body.get("command"):
+        words = str(body.get("text") or "").split(maxsplit=1)
+        sub = words[0].lower() if words else "help"
+        return f"/incident {sub if sub in _SUBCOMMANDS else 'other'}"
+    if action is not None:
+        return f"button {action.get('action_id', '?')}"
+    if view is not None:
+        return f"form {view.get('callback_id', '?')}"
+    return "other"
+
+
 def guarded(listener: Listener) -> Listener:
     """Run `listener` with the arguments it names; turn anything it raises into a private reply."""
     wanted = inspect.getfullargspec(listener).args
@@ -91,10 +111,13 @@ def guarded(listener: Listener) -> Listener:
             "view": view,
             "context": context,
         }
+        kind = request_kind(body, action, view)
         with LISTENERS:
             try:
                 listener(**{name: given[name] for name in wanted})
+                REQUESTS.labels(kind, "ok").inc()
             except Exception as error:
+                REQUESTS.labels(kind, "refused" if expected(error) else "error").inc()
                 if ack.response is None and body.get("command"):
                     # Not answered yet: the refusal itself is the answer, with nothing else to send.
                     _log_unexpected(error)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
+
+from bot.core.metrics import SLACK_CALLS
 
 METADATA_EVENT = "tars_outbox"
 # How far back to look for a post whose outcome was lost; it was sent seconds to minutes ago.
@@ -23,6 +26,24 @@ def reply_privately(response_url: str, text: str, *, timeout: int = 10) -> None:
     )
     if response.status_code >= 400:
         raise RuntimeError(f"response_url answered {response.status_code}: {response.body}")
+
+
+class CountedWebClient(WebClient):
+    """slack_sdk's WebClient, counting every Web API call by method and result for /metrics."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        try:
+            response = super().api_call(api_method, **kwargs)
+        except SlackApiError as error:
+            status = getattr(error.response, "status_code", 200)
+            code = "ratelimited" if status == 429 else str(error.response.get("error", "unknown_error"))
+            SLACK_CALLS.labels(api_method, code).inc()
+            raise
+        except Exception:
+            SLACK_CALLS.labels(api_method, "unreachable").inc()
+            raise
+        SLACK_CALLS.labels(api_method, "ok").inc()
+        return response
 
 
 class Announcer:

@@ -24,6 +24,7 @@ from bot.comms.delivery import DeliveryEngine
 from bot.comms.reminders import ReminderHandlers
 from bot.core.clock import Clock
 from bot.core.database import among, bulk_rows, table_of, transaction
+from bot.core.metrics import REMINDERS_FIRED, TICK_SECONDS
 from bot.incidents.incident_records import Incident
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Scheduler:
 
     def tick(self) -> TickResult:
         fired = late = 0
-        with self._lock:
+        with self._lock, TICK_SECONDS.time():
             while True:
                 try:
                     count, late_count = self._fire_batch()
@@ -110,6 +111,7 @@ class Scheduler:
                     changes = self.handlers.fire(session, reminder, incident, now=now, late=late)
                 except Exception as error:
                     raise ReminderFailed(reminder.id) from error
+                REMINDERS_FIRED.labels(reminder.kind).inc()
                 if changes:
                     incident_changes[tuple(sorted(changes.items()))].append(incident.id)
             # One statement per kind of change instead of one per row keeps the tick's cost flat.

@@ -46,6 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.comms.announcer import reply_privately
 from bot.core.database import autocommit, table_of
+from bot.core.metrics import ACK_SECONDS
 from bot.ingress.seen_requests import SeenRequest
 from bot.slack.rendering import DATABASE_DOWN_TEXT
 
@@ -361,6 +362,10 @@ class FrontDoor:
         self.clock = clock
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with ACK_SECONDS.time():
+            return self._answer(environ, start_response)
+
+    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         try:
             form = self._admit(environ)
         except Refusal as refusal:

@@ -10,9 +10,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 
 from bot.core.database import database_reachable, schema_head, schema_version
+from bot.core.metrics import exposition
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ class TarsWsgi:
             body = json.dumps({"status": "ok" if ready else "unavailable", **checks}).encode()
             status = "200 OK" if ready else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if path == "/metrics" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            body = exposition(self.engine)
+            start_response(
+                "200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+            )
             return [body]
         if path == SLACK_PATH and self.slack_handler is not None:
             if environ.get("REQUEST_METHOD") != "POST":

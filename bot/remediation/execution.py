@@ -20,6 +20,7 @@ from bot.comms.reminders import Planner
 from bot.core.clock import Clock
 from bot.core.database import reading, transaction
 from bot.core.domain_errors import DomainError
+from bot.core.metrics import REMEDIATION_RUNS
 from bot.incidents.lifecycle import IncidentService
 from bot.remediation.action_records import ActionState
 from bot.remediation.approvals import ActionService
@@ -163,6 +164,7 @@ class RemediationRuns:
             action, incident = self.actions.finish(
                 session, action_id, ok=ok, summary=summary, details=details
             )
+            REMEDIATION_RUNS.labels(action.kind, "succeeded" if ok else "failed").inc()
             text = rendering.action_result_text(action, incident, ok=ok, summary=summary)
             self.outbox.channel_post(session, incident, text)
             revertible = ok and action.kind.endswith("_flag") and not details.get("dry_run")

@@ -13,6 +13,7 @@ from bot.comms.reminders import Planner, ReminderKind
 from bot.core.clock import Clock
 from bot.core.database import reading, transaction
 from bot.core.domain_errors import DomainError
+from bot.core.metrics import APPROVALS
 from bot.incidents.incident_records import Incident
 from bot.incidents.lifecycle import IncidentService
 from bot.remediation.action_records import ActionRequest, Vote, VoteOutcome
@@ -145,6 +146,7 @@ class RemediationFlows:
                 # again reads the new state, so this person is told the real outcome.
                 if attempt == 2:
                     raise
+        APPROVALS.labels(vote.outcome.value).inc()
         return vote
 
     def _record_vote(self, action_id: int, *, user: str, approve: bool, eligible: bool) -> Vote:
