@@ -11,6 +11,7 @@ import threading
 
 from sqlalchemy.exc import OperationalError
 
+from bot.core.logs import LOG_FORMATS, setup_logging
 from bot.core.settings import ConfigError, load_config
 from bot.ingress.http_server import PortInUse
 
@@ -26,12 +27,6 @@ def _version() -> str:
         return version("tars")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown"
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler logs two lines per tick at INFO; TARS logs what a tick did itself.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -144,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         "--script", help="read commands from this file instead of the terminal ('-' = stdin)"
     )
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level if args.command != "sandbox" else "WARNING")
+    log_format = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        print(f"tars: LOG_FORMAT must be text or json, not {log_format!r}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level if args.command != "sandbox" else "WARNING", log_format)
     handler = {
         "serve": cmd_serve,
         "migrate": cmd_migrate,

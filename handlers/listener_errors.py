@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
+from bot.core.logs import about, request_id
 from bot.core.metrics import REQUESTS
 from bot.slack import rendering
 from bot.slack.error_replies import expected, friendly_message
@@ -112,7 +113,7 @@ def guarded(listener: Listener) -> Listener:
             "context": context,
         }
         kind = request_kind(body, action, view)
-        with LISTENERS:
+        with LISTENERS, about(request=request_id(body)):
             try:
                 listener(**{name: given[name] for name in wanted})
                 REQUESTS.labels(kind, "ok").inc()

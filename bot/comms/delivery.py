@@ -34,6 +34,7 @@ from bot.comms.outbox import CARD_LANE, CHANNEL_LANE, NOTIFY_CHANNEL
 from bot.comms.slack_budget import Key, SlackBudget, method_key, post_key
 from bot.core.clock import Clock
 from bot.core.database import UTCDateTime, autocommit, reading, rows_changed, table_of, transaction
+from bot.core.logs import about
 from bot.incidents.incident_records import Incident
 
 log = logging.getLogger(__name__)
@@ -432,7 +433,8 @@ class DeliveryEngine:
 
     def _work(self, work: Work) -> None:
         try:
-            self._deliver(work)
+            with about(incident=f"INC-{work.incident_id}"):
+                self._deliver(work)
         except Exception:  # a worker must always free its lane
             log.exception("delivering outbox %s (%s) failed", work.id, work.kind)
         finally:

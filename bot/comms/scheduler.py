@@ -170,6 +170,6 @@ class Scheduler:
             result = self.tick()
             self.delivery.wake()
             if result.fired:
-                log.info("tick fired %d reminders (%d late)", result.fired, result.late)
+                log.debug("tick fired %d reminders (%d late)", result.fired, result.late)
         except Exception:  # a bad tick must not stop the next one
             log.exception("scheduler tick failed")

@@ -7,6 +7,7 @@ change someone made at 3 a.m., and a crash right after the answer loses nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,8 @@ from bot.incidents.command_parser import Declare
 from bot.incidents.incident_records import Incident, Status, TimelineEvent
 from bot.incidents.lifecycle import Change, IncidentService
 from bot.slack import rendering
+
+log = logging.getLogger(__name__)
 
 
 class IncidentFlows:
@@ -143,5 +146,8 @@ class IncidentFlows:
         with transaction(self.sessions) as session:
             change = apply(session)
             told = rendering.change_note(change.incident, change.event) if note else None
+            log.info(
+                "%s: %s", change.incident.ref, change.event.kind, extra={"incident": change.incident.ref}
+            )
             self.outbox.refresh_card(session, change.incident, told)
         return change
