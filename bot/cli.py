@@ -93,6 +93,33 @@ def cmd_check_config(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    """Print the least privilege the catalog's remediation needs: Kubernetes RBAC (YAML) or an IAM policy (JSON)."""
+    import json
+
+    import yaml
+
+    from bot.core.domain_errors import UsageError
+    from bot.remediation.least_privilege import aws_policy, kubernetes_rbac
+
+    config = load_config()
+    if args.platform == "kubernetes":
+        objects = kubernetes_rbac(
+            config, service_account=args.service_account, account_namespace=args.namespace
+        )
+        if not objects:
+            print("# the catalog names no Kubernetes deployments: TARS needs no Kubernetes permissions")
+        print(yaml.safe_dump_all(objects, sort_keys=False), end="")
+        return 0
+    try:
+        policy = aws_policy(config, account=args.account, region=args.region)
+    except UsageError as error:
+        print(f"tars: {error.message}", file=sys.stderr)
+        return 2
+    print(json.dumps(policy, indent=2))
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         from sandbox.repl import run_sandbox
@@ -106,6 +133,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         )
         return 2
     return run_sandbox(script=args.script)
+
+
+def _aws_account(value: str) -> str:
+    if not (len(value) == 12 and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"an AWS account id is 12 digits, not {value!r}")
+    return value
 
 
 def _safe_url(url: str) -> str:
@@ -134,6 +167,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "check-config", help="validate the environment and the YAML file without connecting anywhere"
     )
+    policy = commands.add_parser("policy", help="print the least privilege the catalog's remediation needs")
+    platforms = policy.add_subparsers(dest="platform", required=True)
+    kubernetes = platforms.add_parser("kubernetes", help="a Role and RoleBinding per namespace (YAML)")
+    kubernetes.add_argument("--service-account", default="tars", help="TARS's ServiceAccount (default tars)")
+    kubernetes.add_argument(
+        "--namespace", default="tars", help="the ServiceAccount's namespace (default tars)"
+    )
+    aws = platforms.add_parser(
+        "aws", help="an IAM policy for the catalog's ECS, SSM and Lambda resources (JSON)"
+    )
+    aws.add_argument("--account", required=True, type=_aws_account, help="the AWS account id (12 digits)")
+    aws.add_argument(
+        "--region", help="for resources whose region the catalog does not name (default aws.region)"
+    )
     sandbox = commands.add_parser("sandbox", help="try TARS in the terminal against a local Slack emulator")
     sandbox.add_argument(
         "--script", help="read commands from this file instead of the terminal ('-' = stdin)"
@@ -148,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": cmd_serve,
         "migrate": cmd_migrate,
         "check-config": cmd_check_config,
+        "policy": cmd_policy,
         "sandbox": cmd_sandbox,
     }[args.command]
     try:

@@ -26,6 +26,13 @@ from integrations.plans import (
 
 log = logging.getLogger(__name__)
 
+# What the calls below need, for `tars policy aws`. Task definitions are read across families, and AWS offers
+# no resource-level permission for these two reads.
+IAM_ACTIONS = {
+    "scoped": ("ecs:DescribeServices", "ecs:UpdateService"),
+    "unscoped": ("ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"),
+}
+
 
 @dataclass(frozen=True)
 class EcsServiceRef:

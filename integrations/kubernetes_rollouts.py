@@ -59,6 +59,13 @@ REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 POD_TEMPLATE_HASH = "pod-template-hash"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+# What the calls below need, for `tars policy kubernetes`; "named" rules are limited to the catalog's
+# deployments (a list cannot be limited by name, so listing replicasets is namespace-wide).
+RBAC_RULES: tuple[dict[str, Any], ...] = (
+    {"apiGroups": ("apps",), "resources": ("deployments",), "verbs": ("get", "patch"), "named": True},
+    {"apiGroups": ("apps",), "resources": ("deployments/scale",), "verbs": ("get", "patch"), "named": True},
+    {"apiGroups": ("apps",), "resources": ("replicasets",), "verbs": ("list",), "named": False},
+)
 # kubectl's rollback.go annotationsToSkip: bookkeeping that belongs to the Deployment itself, so an undo
 # keeps the Deployment's values instead of copying stale ones from the old ReplicaSet.
 ANNOTATIONS_TO_SKIP = frozenset(

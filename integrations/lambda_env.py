@@ -142,6 +142,10 @@ def _local_revision(config: Mapping[str, Any]) -> str:
     return _LOCAL_REVISION_PREFIX + digest[:32]
 
 
+# What the calls below need, for `tars policy aws`, on the catalog's own resources.
+IAM_ACTIONS = {"scoped": ("lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration")}
+
+
 class LambdaEnvironment(AwsIntegration):
     service = "lambda"
 

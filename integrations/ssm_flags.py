@@ -55,6 +55,10 @@ def _check_path(path: str) -> None:
         )
 
 
+# What the calls below need, for `tars policy aws`, on the catalog's own resources.
+IAM_ACTIONS = {"scoped": ("ssm:GetParameter", "ssm:GetParameterHistory", "ssm:PutParameter")}
+
+
 class FeatureFlags(AwsIntegration):
     service = "ssm"
 

@@ -1,0 +1,108 @@
+"""`tars policy kubernetes|aws`: the permissions the catalog's remediation needs, and nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = """\
+aws:
+  region: eu-west-1
+services:
+  payments:
+    oncall: U0PAYONCALL
+    kubernetes: {namespace: prod, deployment: payments-api}
+    lambda_functions: [payments-webhook]
+  checkout:
+    oncall: U0CHKONCALL
+    kubernetes: {namespace: prod, deployment: checkout}
+  search:
+    oncall: U0SRCHONCALL
+    kubernetes: {namespace: search, deployment: search-web, context: eu}
+  billing:
+    oncall: U0BILLONCALL
+    ecs: {cluster: main, service: billing, region: us-east-1}
+flags:
+  payment.new_processor.enabled:
+    service: payments
+"""
+
+
+def policy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    catalog = tmp_path / "tars.yaml"
+    catalog.write_text(CATALOG)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "policy", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TARS_CONFIG": str(catalog), "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_kubernetes_roles_are_per_namespace_and_name_only_the_catalogs_deployments(tmp_path: Path) -> None:
+    result = policy(tmp_path, "kubernetes", "--namespace", "tars-system")
+    assert result.returncode == 0, result.stderr
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.30", strict=True)
+    roles = {obj["metadata"]["namespace"]: obj for obj in objects if obj["kind"] == "Role"}
+    assert sorted(roles) == ["prod", "search"]
+    named = {
+        namespace: {
+            (resource, verb)
+            for rule in role["rules"]
+            if "resourceNames" in rule
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+        for namespace, role in roles.items()
+    }
+    assert named["prod"] == {
+        ("deployments", "get"),
+        ("deployments", "patch"),
+        ("deployments/scale", "get"),
+        ("deployments/scale", "patch"),
+    }
+    prod_names = {tuple(rule["resourceNames"]) for rule in roles["prod"]["rules"] if "resourceNames" in rule}
+    assert prod_names == {("checkout", "payments-api")}
+    unnamed = [rule for rule in roles["prod"]["rules"] if "resourceNames" not in rule]
+    assert unnamed == [{"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]}]
+    bindings = [obj for obj in objects if obj["kind"] == "RoleBinding"]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"prod", "search"}
+    for binding in bindings:
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tars", "namespace": "tars-system"}]
+
+
+def test_the_aws_policy_names_exactly_the_catalogs_resources(tmp_path: Path) -> None:
+    result = policy(tmp_path, "aws", "--account", "123456789012")
+    assert result.returncode == 0, result.stderr
+    statements = {s["Sid"]: s for s in json.loads(result.stdout)["Statement"]}
+    assert statements["EcsServicesInTheCatalog"]["Resource"] == [
+        "arn:aws:ecs:us-east-1:123456789012:service/main/billing"
+    ]
+    assert statements["SsmFlagsInTheCatalog"]["Resource"] == [
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/production/payments/payment.new_processor.enabled"
+    ]
+    assert statements["LambdaFunctionsInTheCatalog"]["Resource"] == [
+        "arn:aws:lambda:eu-west-1:123456789012:function:payments-webhook"
+    ]
+    # The only wildcard: the two ECS reads AWS cannot scope to a resource.
+    wildcards = [s for s in statements.values() if s["Resource"] == "*"]
+    assert [s["Action"] for s in wildcards] == [["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"]]
+    assert all("*" not in action for s in statements.values() for action in s["Action"])
+
+
+def test_a_bad_account_id_is_refused(tmp_path: Path) -> None:
+    result = policy(tmp_path, "aws", "--account", "1234")
+    assert result.returncode == 2
+    assert "an AWS account id is 12 digits" in result.stderr
