@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test tools lint format migrate bench clean
+.PHONY: run test tools lint format migrate bench lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ bench: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/ack_latency.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/delivery.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/startup.py
+
+## lock: re-pin the image's dependencies with hashes (requirements.lock), after changing pyproject.toml
+lock: $(STAMP)
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+		-o requirements.lock pyproject.toml
+	sed -i '/^--find-links/d' requirements.lock
 
 migrate: $(STAMP)
 	$(BIN)/tars migrate
