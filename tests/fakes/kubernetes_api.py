@@ -872,6 +872,12 @@ _Response = tuple[int, Any] | _WatchStream
 # --------------------------------------------------------------------------------------------
 
 
+def _subject_user(subject: dict[str, Any], binding_namespace: str) -> str:
+    if subject.get("kind") == "ServiceAccount":
+        return f"system:serviceaccount:{subject.get('namespace', binding_namespace)}:{subject['name']}"
+    return str(subject.get("name"))
+
+
 class FakeKubernetes:
     """In-process fake kube-apiserver + deployment controller for apps/v1 Deployments."""
 
@@ -895,6 +901,9 @@ class FakeKubernetes:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.url = ""
+        # With RBAC on: bearer token -> user, and the Roles and RoleBindings that authorize them.
+        self._tokens: dict[str, str] | None = None
+        self._rbac: list[dict[str, Any]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -935,12 +944,23 @@ class FakeKubernetes:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def api_client(self) -> kubernetes.client.ApiClient:
+    def api_client(self, token: str | None = None) -> kubernetes.client.ApiClient:
         from kubernetes import client
 
         # An explicit no_proxy keeps a developer's HTTP(S)_PROXY from hijacking loopback traffic.
         configuration = client.Configuration(host=self.url, no_proxy="127.0.0.1,localhost,::1")
+        if token is not None:
+            configuration.api_key = {"authorization": token}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
         return client.ApiClient(configuration)
+
+    def enforce_rbac(self, objects: list[dict[str, Any]], tokens: dict[str, str]) -> None:
+        """Authorize every API request as kube-apiserver's RBAC authorizer would, with only these Roles and
+        RoleBindings: a request without a known bearer token is 401, one no rule allows is 403.
+        `tokens` maps a bearer token to its user, e.g. "system:serviceaccount:tars:tars"."""
+        with self._lock:
+            self._tokens = dict(tokens)
+            self._rbac = [copy.deepcopy(obj) for obj in objects if obj["kind"] in ("Role", "RoleBinding")]
 
     def write_kubeconfig(self, path: str | os.PathLike[str], context: str = "fake") -> str:
         # JSON is valid YAML, so the client's yaml.safe_load reads this without PyYAML here.
@@ -1130,7 +1150,9 @@ class FakeKubernetes:
 
     # ---- HTTP entry point ------------------------------------------------------------------
 
-    def _handle(self, method: str, raw_path: str, content_type: str, raw_body: bytes) -> _Response:
+    def _handle(
+        self, method: str, raw_path: str, content_type: str, raw_body: bytes, authorization: str | None = None
+    ) -> _Response:
         split = urlsplit(raw_path)
         query = parse_qs(split.query, keep_blank_values=True)
         media_type = content_type.split(";", 1)[0].strip().lower()
@@ -1147,6 +1169,7 @@ class FakeKubernetes:
             self._requests.append(RecordedRequest(method, split.path, content_type, body, query))
         try:
             parts = [unquote(p) for p in split.path.split("/") if p]
+            self._authorize(method, parts, query, authorization)
             return self._route(method, parts, query, media_type, body, body_error)
         except KubeApiError as exc:
             return exc.code, exc.to_status()
@@ -1255,6 +1278,75 @@ class FakeKubernetes:
             return 200, self._update_status(
                 namespace, name, self._apply_patch(media_type, current, body), dry_run
             )
+
+    # ---- RBAC --------------------------------------------------------------------------------
+
+    def _authorize(
+        self, method: str, parts: list[str], query: dict[str, list[str]], authorization: str | None
+    ) -> None:
+        with self._lock:
+            tokens, rbac = self._tokens, self._rbac
+        if tokens is None:
+            return
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        user = tokens.get(token)
+        if user is None:
+            raise KubeApiError(401, "Unauthorized", "Unauthorized")
+        if self._discovery(parts) is not None:
+            return  # system:discovery lets every authenticated user read the API's shape
+        rest = parts[3:] if parts[:3] == ["apis", "apps", "v1"] else []
+        namespace = rest[1] if len(rest) >= 3 and rest[0] == "namespaces" else None
+        resource = rest[2] if namespace is not None else (rest[0] if rest else "")
+        name = rest[3] if namespace is not None and len(rest) >= 4 else None
+        if namespace is not None and len(rest) >= 5:
+            resource = f"{resource}/{rest[4]}"
+        watching = query.get("watch", [""])[0].lower() in ("true", "1")
+        verb = {
+            "GET": "get" if name else ("watch" if watching else "list"),
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if name else "deletecollection",
+        }.get(method, method.lower())
+        if namespace is not None and self._allowed(rbac, user, namespace, resource, verb, name):
+            return
+        what = f'{resource.split("/")[0]}.apps "{name}"' if name else resource
+        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        raise KubeApiError(
+            403,
+            "Forbidden",
+            f'{what} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group "apps"{where}',
+            {"name": name, "group": "apps", "kind": resource.split("/")[0]} if name else None,
+        )
+
+    @staticmethod
+    def _allowed(
+        rbac: list[dict[str, Any]], user: str, namespace: str, resource: str, verb: str, name: str | None
+    ) -> bool:
+        bound = {
+            binding["roleRef"]["name"]
+            for binding in rbac
+            if binding["kind"] == "RoleBinding"
+            and binding["metadata"].get("namespace") == namespace
+            and binding["roleRef"]["kind"] == "Role"
+            and any(_subject_user(subject, namespace) == user for subject in binding.get("subjects", []))
+        }
+        for role in rbac:
+            if role["kind"] != "Role" or role["metadata"].get("namespace") != namespace:
+                continue
+            if role["metadata"]["name"] not in bound:
+                continue
+            for rule in role.get("rules", []):
+                names = rule.get("resourceNames")
+                if (
+                    {"apps", "*"} & set(rule.get("apiGroups", []))
+                    and {resource, "*"} & set(rule.get("resources", []))
+                    and {verb, "*"} & set(rule.get("verbs", []))
+                    # resourceNames never allow list, watch, create or deletecollection (they have no name)
+                    and (not names or (name is not None and name in names))
+                ):
+                    return True
+        return False
 
     def _discovery(self, parts: list[str]) -> dict[str, Any] | None:
         address = self.url.removeprefix("http://")
@@ -2099,7 +2191,11 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         try:
             result = self.server.fake._handle(
-                self.command, self.path, self.headers.get("Content-Type", ""), raw
+                self.command,
+                self.path,
+                self.headers.get("Content-Type", ""),
+                raw,
+                self.headers.get("Authorization"),
             )
         except Exception as exc:  # a bug in the fake should surface as a 500, not a hung client
             result = (500, KubeApiError(500, "InternalError", f"FakeKubernetes bug: {exc!r}").to_status())

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import yaml
@@ -106,3 +107,49 @@ def test_a_bad_account_id_is_refused(tmp_path: Path) -> None:
     result = policy(tmp_path, "aws", "--account", "1234")
     assert result.returncode == 2
     assert "an AWS account id is 12 digits" in result.stderr
+
+
+def test_the_generated_role_is_all_tars_can_do_on_a_cluster_that_enforces_it() -> None:
+    from kubernetes.client import AppsV1Api
+    from kubernetes.client.exceptions import ApiException
+
+    from bot.core.settings import Config, KubernetesTarget, ServiceConfig
+    from bot.remediation.least_privilege import kubernetes_rbac
+    from tests.fakes.kubernetes_api import FakeKubernetes
+
+    services = {
+        "payments": ServiceConfig(
+            oncall="U0PAYONCALL", kubernetes=KubernetesTarget(namespace="prod", deployment="payments")
+        )
+    }
+    rbac = kubernetes_rbac(Config(services=services), service_account="tars", account_namespace="tars")
+    with FakeKubernetes() as cluster:
+        for namespace, name in (("prod", "payments"), ("prod", "ledger"), ("staging", "payments")):
+            cluster.create_deployment(namespace, name, image="registry/app:1.0")
+        cluster.enforce_rbac(rbac, {"tars-token": "system:serviceaccount:tars:tars"})
+        apps = AppsV1Api(cluster.api_client("tars-token"))
+        assert apps.read_namespaced_deployment("payments", "prod").metadata.name == "payments"
+        assert apps.read_namespaced_deployment_scale("payments", "prod").spec.replicas == 2
+        assert apps.list_namespaced_replica_set("prod").items
+
+        def refused(call: Any) -> int:
+            try:
+                call()
+            except ApiException as error:
+                return int(error.status)
+            raise AssertionError("the cluster let it through")
+
+        assert refused(lambda: apps.read_namespaced_deployment("ledger", "prod")) == 403  # not in the catalog
+        assert (
+            refused(lambda: apps.read_namespaced_deployment("payments", "staging")) == 403
+        )  # other namespace
+        assert (
+            refused(lambda: apps.delete_namespaced_deployment("payments", "prod")) == 403
+        )  # a verb TARS never uses
+        assert refused(lambda: apps.list_namespaced_deployment("prod")) == 403  # listing is not naming
+        assert (
+            refused(
+                lambda: AppsV1Api(cluster.api_client("stolen")).read_namespaced_deployment("payments", "prod")
+            )
+            == 401
+        )

@@ -23,6 +23,7 @@ from bot.core.settings import (
     ServiceConfig,
 )
 from bot.remediation.action_records import ActionRequest
+from bot.remediation.least_privilege import kubernetes_rbac
 from bot.remediation.platforms import Platforms
 from bot.slack import rendering
 from integrations.ecs_services import EcsServices
@@ -60,12 +61,18 @@ def clock() -> FrozenClock:
     return FrozenClock(datetime.now(UTC).replace(microsecond=0))
 
 
+# TARS's ServiceAccount token: the fake cluster authorizes it only with the Role `tars policy kubernetes` prints.
+TARS_TOKEN = "tars-service-account-token"
+
+
 @pytest.fixture
 def cluster() -> Iterator[FakeKubernetes]:
     with FakeKubernetes() as fake:
         fake.create_deployment("prod", "payments", image="registry/app:1.0", replicas=3)
         fake.set_image("prod", "payments", "registry/app:1.1")
         fake.set_image("prod", "payments", "registry/app:1.2")
+        rbac = kubernetes_rbac(Config(services=SERVICES), service_account="tars", account_namespace="tars")
+        fake.enforce_rbac(rbac, {TARS_TOKEN: "system:serviceaccount:tars:tars"})
         yield fake
 
 
@@ -85,7 +92,7 @@ def _workspace(
     platforms = Platforms(
         Config(database_url="", services=SERVICES),
         kubernetes=KubernetesDeployments(
-            api_client_factory=lambda _context: cluster.api_client(), dry_run=dry_run
+            api_client_factory=lambda _context: cluster.api_client(TARS_TOKEN), dry_run=dry_run
         ),
         ecs=EcsServices(client_factory=client_factory(aws, "ecs"), dry_run=dry_run),
         rollout_timeout=5,
