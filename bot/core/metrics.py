@@ -11,13 +11,15 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
 log = logging.getLogger(__name__)
 
+# The *_created series double the exposition and tell Prometheus nothing it uses here.
+disable_created_metrics()
 REGISTRY = CollectorRegistry()
 
 REQUESTS = Counter(
