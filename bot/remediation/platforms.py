@@ -37,8 +37,8 @@ ENV = "env"
 
 @dataclass(frozen=True)
 class RemediationPlan:
-    kind: str  # rollback | scale
-    platform: str  # kubernetes | ecs
+    kind: str  # rollback | scale | flag | env
+    platform: str  # kubernetes | ecs | ssm | lambda
     summary: str  # what will happen, for the approval card
     params: dict[str, Any]  # exact parameters executed on approval
     snapshot: dict[str, Any]  # the facts approvers saw; execution refuses if they changed
