@@ -12,7 +12,7 @@ import threading
 from sqlalchemy.exc import OperationalError
 
 from bot.core.logs import LOG_FORMATS, setup_logging
-from bot.core.settings import ConfigError, load_config
+from bot.core.settings import Config, ConfigError, load_config
 from bot.ingress.http_server import PortInUse
 
 log = logging.getLogger("tars")
@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     except OperationalError as error:
         # The driver's first line says why (refused, unknown host, authentication); the rest is noise here.
         reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
-        url = _safe_url(os.environ.get("DATABASE_URL", "sqlite:///tars.db"))
+        # As the operator wrote it (before psycopg's driver name is added), or Config's default.
+        url = _safe_url(os.environ.get("DATABASE_URL", str(Config.model_fields["database_url"].default)))
         print(f"tars: cannot reach the database at {url}: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 
 from bot.core.logs import about, request_id
 from bot.core.metrics import REQUESTS
-from bot.slack import rendering
+from bot.incidents.command_parser import SUBCOMMANDS
 from bot.slack.error_replies import expected, friendly_message
 from handlers.private_replies import reply_privately
 
@@ -67,17 +67,14 @@ def handle_error(error: Exception, body: dict[str, Any], respond: Respond | None
         log.exception("could not tell the user about %r", error)
 
 
-# Label values for commands come from a fixed set: a typo must not become a new time series.
-_SUBCOMMANDS = frozenset(rendering.COMMAND_USAGE) | {"ls"}
-
-
 def request_kind(body: dict[str, Any], action: dict[str, Any] | None, view: dict[str, Any] | None) -> str:
     """What a request was, for /metrics: `/incident <sub-command>`, a button's action_id or a form's callback_id
     (both TARS's own: Bolt only runs the listeners registered for them)."""
     if body.get("command"):
         words = str(body.get("text") or "").split(maxsplit=1)
         sub = words[0].lower() if words else "help"
-        return f"/incident {sub if sub in _SUBCOMMANDS else 'other'}"
+        # A fixed set of label values: a typo must not become a new time series.
+        return f"/incident {sub if sub in SUBCOMMANDS else 'other'}"
     if action is not None:
         return f"button {action.get('action_id', '?')}"
     if view is not None:

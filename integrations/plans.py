@@ -115,6 +115,8 @@ class RolloutClient(Protocol[RefIn]):
 
     def scale(self, plan: Any) -> ActionResult: ...
 
+    def snapshot(self, ref: RefIn) -> Any: ...
+
     def follow_rollout(
         self, ref: RefIn, on_progress: Progress, *, timeout: float, poll: float
     ) -> tuple[bool, str]: ...
@@ -152,6 +154,11 @@ class RolloutKind(Generic[Ref]):
         self, target: Mapping[str, Any], on_progress: Progress, *, timeout: float, poll: float
     ) -> tuple[bool, str]:
         return self.client.follow_rollout(self.ref(target), on_progress, timeout=timeout, poll=poll)
+
+    def last_deployed_at(self, target: Mapping[str, Any]) -> datetime | None:
+        """When the target's current version was rolled out."""
+        deployed: datetime | None = self.client.snapshot(self.ref(target)).last_deployed_at
+        return deployed
 
     def _plan(self, target: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
         if self.action == "rollback":

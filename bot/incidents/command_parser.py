@@ -448,3 +448,5 @@ _PARSERS = {
     "show": _parse_show,
     "help": _parse_help,
 }
+# Every sub-command the parser knows, aliases included.
+SUBCOMMANDS = frozenset(_PARSERS)

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from bot.core.domain_errors import UsageError
 from bot.core.settings import Config, ServiceConfig
 from bot.slack import rendering
-from integrations.plans import ActionResult, RemediationKind, Rollout, TargetChanged
+from integrations.plans import ActionResult, RemediationKind, Rollout, RolloutKind, TargetChanged
 
 if TYPE_CHECKING:
-    from integrations.ecs_services import EcsServiceRef, EcsServices
-    from integrations.kubernetes_rollouts import DeploymentRef, KubernetesDeployments
+    from integrations.ecs_services import EcsServices
+    from integrations.kubernetes_rollouts import KubernetesDeployments
     from integrations.lambda_env import LambdaEnvironment
     from integrations.ssm_flags import FeatureFlags
 
@@ -154,9 +154,9 @@ class Platforms:
         entry = self.services.get(service)
         if entry is None or entry.platform is None:
             return None
-        if entry.kubernetes:
-            return self.kubernetes.snapshot(self._k8s_ref(entry)).last_deployed_at
-        return self.ecs.snapshot(self._ecs_ref(entry)).last_deployed_at
+        rollouts = self.kind(f"{entry.platform}_{ROLLBACK}")
+        assert isinstance(rollouts, RolloutKind)  # every platform with a rollback rolls out
+        return rollouts.last_deployed_at(self._target(entry))
 
     def _plan(
         self,
@@ -248,23 +248,6 @@ class Platforms:
         if entry.ecs is not None:
             return {**entry.ecs.model_dump(), "region": entry.ecs.region or self.default_region}
         return {}
-
-    @staticmethod
-    def _k8s_ref(entry: ServiceConfig) -> DeploymentRef:
-        from integrations.kubernetes_rollouts import DeploymentRef
-
-        assert entry.kubernetes is not None
-        target = entry.kubernetes
-        return DeploymentRef(namespace=target.namespace, name=target.deployment, context=target.context)
-
-    def _ecs_ref(self, entry: ServiceConfig) -> EcsServiceRef:
-        from integrations.ecs_services import EcsServiceRef
-
-        assert entry.ecs is not None
-        target = entry.ecs
-        return EcsServiceRef(
-            cluster=target.cluster, service=target.service, region=target.region or self.default_region
-        )
 
 
 # --- the remediation kinds, one line each: the integration module that carries it out ----------------------

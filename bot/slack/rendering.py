@@ -1105,16 +1105,16 @@ def merge_reply(outcome: str, detail: str, *, approvers: str) -> str:
 # --- refusals: the domain decides, these word it -----------------------------------------------------------
 
 
-def _code_list(names: Iterable[str]) -> str:
-    return ", ".join(f"`{echo(name)}`" for name in sorted(names)) or "(none configured)"
+def _code_list(names: Iterable[str], none: str = "(none configured)") -> str:
+    return ", ".join(f"`{echo(name)}`" for name in sorted(names)) or none
 
 
 def no_such_incident(incident_id: int) -> str:
     return f"There is no incident INC-{incident_id}. `/incident list` shows the open ones."
 
 
-def unknown_service(service: str, known: Iterable[str]) -> str:
-    return f"Unknown service `{echo(service)}`. Known services: {_code_list(known)}."
+def unknown_service(service: str, known: Iterable[str], *, none: str = "(none configured)") -> str:
+    return f"Unknown service `{echo(service)}`. Known services: {_code_list(known, none)}."
 
 
 def already_acknowledged(incident: Incident) -> str:
@@ -1241,5 +1241,5 @@ def unknown_subcommand(word: str) -> str:
 
 
 def unknown_service_to_declare(name: str, known: Sequence[str]) -> str:
-    listing = ", ".join(f"`{echo(s)}`" for s in known) or "(none configured: add `services:` to TARS_CONFIG)"
-    return f"Unknown service `{echo(name)}`. Known services: {listing}.\nUsage: `{COMMAND_USAGE['declare']}`"
+    refusal = unknown_service(name, known, none="(none configured: add `services:` to TARS_CONFIG)")
+    return f"{refusal}\nUsage: `{COMMAND_USAGE['declare']}`"
