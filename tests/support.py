@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,6 +31,7 @@ from sandbox.emulator import Message, RecordedCall, SignedSlackClient, SlackEmul
 from sandbox.emulator.slack_client import SlackHttpResponse
 
 SIGNING_SECRET = "test-signing-secret"
+ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "C0INCIDENTS"
 SERVICES = {
     "payments": ServiceConfig(oncall="U0PAYONCALL", description="Card payments"),
@@ -344,3 +349,23 @@ def stored_action(team: Workspace, action_id: int) -> ActionRequest:
         assert action is not None
         _ = action.votes
         return action
+
+
+def run_tars(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`tars ...` as an operator runs it, with only the environment given (plus what Python needs)."""
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )

@@ -5,18 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bot.core.logs import setup_logging
-from tests.support import Workspace
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import Workspace, run_tars
 
 
 @pytest.fixture
@@ -65,14 +59,6 @@ def test_a_listener_logs_with_the_slack_request(json_lines: io.StringIO) -> None
 
 
 def test_an_unknown_log_format_is_refused_in_one_line() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "check-config"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "LOG_FORMAT": "xml", "PYTHONPATH": str(ROOT)},
-        timeout=60,
-        check=False,
-    )
+    result = run_tars("check-config", env={"LOG_FORMAT": "xml"})
     assert result.returncode == 2
     assert result.stderr.strip() == "tars: LOG_FORMAT must be text or json, not 'xml'"

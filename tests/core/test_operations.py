@@ -16,30 +16,10 @@ from sqlalchemy import create_engine, text
 
 from bot.core.database import make_engine, schema_head, upgrade_database
 from bot.ingress.http_server import HttpServer, TarsWsgi
-from tests.support import Workspace
+from tests.support import Workspace, run_tars
 
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/none"
-
-
-def tars(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """`tars ...` as an operator runs it, with only the environment given (plus what Python needs)."""
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -58,7 +38,7 @@ def probe(url: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_version_is_printed() -> None:
-    result = tars("--version")
+    result = run_tars("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("tars ")
 
@@ -67,7 +47,7 @@ def test_check_config_validates_without_connecting_anywhere(tmp_path: Path) -> N
     catalog = tmp_path / "tars.yaml"
     catalog.write_text("services:\n  payments:\n    oncall: U0PAYONCALL\n")
     # The database cannot be reached: check-config must not try.
-    result = tars("check-config", env={"TARS_CONFIG": str(catalog), "DATABASE_URL": UNREACHABLE_DATABASE})
+    result = run_tars("check-config", env={"TARS_CONFIG": str(catalog), "DATABASE_URL": UNREACHABLE_DATABASE})
     assert result.returncode == 0, result.stderr
     assert "configuration is valid" in result.stdout
     assert "1 services" in result.stdout
@@ -76,22 +56,22 @@ def test_check_config_validates_without_connecting_anywhere(tmp_path: Path) -> N
 def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     catalog = tmp_path / "tars.yaml"
     catalog.write_text("services:\n  payments:\n    oncal: U0PAYONCALL\n")
-    result = tars("check-config", env={"TARS_CONFIG": str(catalog)})
+    result = run_tars("check-config", env={"TARS_CONFIG": str(catalog)})
     assert result.returncode == 2
     assert "services.payments.oncal: unknown key" in one_line_error(result)
-    result = tars("check-config", env={"PORT": "eighty"})
+    result = run_tars("check-config", env={"PORT": "eighty"})
     assert result.returncode == 2
     assert "PORT" in one_line_error(result)
 
 
 def test_a_bad_log_level_is_refused_in_one_line() -> None:
-    result = tars("--log-level", "LOUD", "check-config")
+    result = run_tars("--log-level", "LOUD", "check-config")
     assert result.returncode == 2
     assert "invalid choice: 'LOUD'" in one_line_error(result)
 
 
 def test_an_unreachable_database_is_one_line_not_a_traceback() -> None:
-    result = tars("migrate", env={"DATABASE_URL": UNREACHABLE_DATABASE})
+    result = run_tars("migrate", env={"DATABASE_URL": UNREACHABLE_DATABASE})
     assert result.returncode == 1
     line = one_line_error(result)
     assert line.startswith("tars: cannot reach the database at postgresql://postgres@127.0.0.1:1/none:")
@@ -102,7 +82,7 @@ def test_a_taken_port_is_one_line_and_nothing_starts(tmp_path: Path) -> None:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = tars(
+        result = run_tars(
             "serve",
             env={
                 "SLACK_BOT_TOKEN": "xoxb-test",

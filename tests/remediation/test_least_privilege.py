@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import run_tars
+
 CATALOG = """\
 aws:
   region: eu-west-1
@@ -39,15 +38,7 @@ flags:
 def policy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     catalog = tmp_path / "tars.yaml"
     catalog.write_text(CATALOG)
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "policy", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TARS_CONFIG": str(catalog), "PYTHONPATH": str(ROOT)},
-        timeout=60,
-        check=False,
-    )
+    return run_tars("policy", *args, env={"TARS_CONFIG": str(catalog)})
 
 
 def test_kubernetes_roles_are_per_namespace_and_name_only_the_catalogs_deployments(tmp_path: Path) -> None:
