@@ -21,6 +21,7 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
+from bot.core.logs import quiet_server_queue
 from bot.ingress.http_server import HttpServer
 
 
@@ -60,6 +61,7 @@ def build_wsgi() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[byte
 
 def main() -> None:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_server_queue()  # as TARS's logging set-up does
     HttpServer(build_wsgi(), port=int(os.environ["PORT"])).serve_forever()
 
 

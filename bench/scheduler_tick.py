@@ -26,6 +26,7 @@ from bot.comms.comms_records import OutboxMessage, Reminder
 from bot.comms.slack_budget import SlackBudget
 from bot.core.clock import FrozenClock
 from bot.core.database import make_engine, upgrade_database
+from bot.core.heap import settle_after_startup
 from bot.core.settings import Config, ServiceConfig
 from bot.incidents.incident_records import Incident
 from bot.runtime import Tars
@@ -130,6 +131,7 @@ def measure(url: str, open_incidents: int, runs: int, slack: SlackEmulator | Non
     # TARS's own cost: Slack's real pacing (one post per second per channel) would make this table a
     # measure of Slack, not of us; bench/delivery.py measures delivery against Slack's limits.
     tars.delivery.budget = SlackBudget(enforce=False)
+    settle_after_startup()  # as `tars serve` does once TARS is built
     timings = []
     for run in range(runs + WARM_UP):
         clock.advance(timedelta(seconds=15))

@@ -41,6 +41,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 def cmd_serve(_args: argparse.Namespace) -> int:
     from bot.app import create_app
     from bot.core.database import make_engine, upgrade_database
+    from bot.core.heap import settle_after_startup
     from bot.ingress.http_server import HttpServer, bind_listener
 
     config = load_config()
@@ -57,6 +58,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
         len(config.services),
     )
     server = HttpServer(tars_app.wsgi, listener=listener)
+    settle_after_startup()
     stop = threading.Event()
     # Kubernetes sends SIGTERM and waits terminationGracePeriodSeconds (30 s) before SIGKILL.
     for signum in (signal.SIGTERM, signal.SIGINT):

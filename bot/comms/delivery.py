@@ -58,7 +58,15 @@ RETRYABLE_SLACK_ERRORS = {
     "service_unavailable",
     "request_timeout",
 }
-POST_KINDS = {"card_post", "thread_note", "channel_post", "action_card_post", "dm", "thread_file"}
+POST_KINDS = {
+    "card_post",
+    "thread_note",
+    "channel_post",
+    "scheduled_update",
+    "action_card_post",
+    "dm",
+    "thread_file",
+}
 
 _OUTBOX = table_of(OutboxMessage)
 _INCIDENTS = table_of(Incident)

@@ -13,6 +13,7 @@ replica through the NOTIFY that an outbox trigger sends on Postgres.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, event, update
@@ -119,6 +120,24 @@ class Outbox:
     ) -> None:
         payload = {"text": text, "blocks": blocks, "record": record}
         self.add(session, incident, "channel_post", payload, priority=URGENT if urgent else POST)
+
+    def scheduled_update(
+        self,
+        session: Session,
+        incident: Incident,
+        *,
+        nag_user: str | None,
+        late_due: datetime | None,
+        record: list[str],
+    ) -> None:
+        """The cadence's 📊 update, rendered when it is sent: a tick fires a hundred of these at once, and rendering
+        them there was a third of the tick."""
+        payload = {
+            "nag_user": nag_user,
+            "late_due": late_due.isoformat() if late_due else None,
+            "record": record,
+        }
+        self.add(session, incident, "scheduled_update", payload, priority=POST)
 
     def direct_message(
         self, session: Session, incident: Incident, user: str, text: str, *, record: list[str] | None = None

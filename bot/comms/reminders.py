@@ -206,15 +206,18 @@ class ReminderHandlers:
             incident.last_update_at is not None and incident.findings_at <= incident.last_update_at
         )
         nag = (incident.commander or incident.oncall) if stale else None
-        text, blocks = rendering.scheduled_update(
-            incident, nag_user=nag, late_due=reminder.due_at if late else None
-        )
         label = (
             "Scheduled 📊 update posted"
             + (" (late)" if late else "")
             + (", asked for findings" if stale else "")
         )
-        self.outbox.channel_post(session, incident, text, blocks, record=["update_posted", label])
+        self.outbox.scheduled_update(
+            session,
+            incident,
+            nag_user=nag,
+            late_due=reminder.due_at if late else None,
+            record=["update_posted", label],
+        )
         # Keep the cadence on its grid, but never owe a backlog after downtime: one late post, then onwards.
         next_due = reminder.due_at + interval
         if next_due <= now:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -42,6 +42,7 @@ class AnnouncementSenders:
             "thread_note": self.thread_note,
             "thread_file": self.thread_file,
             "channel_post": self.channel_post,
+            "scheduled_update": self.scheduled_update,
             "dm": self.dm,
             "pagerduty": self.pagerduty_page,
             "action_card_post": self.action_card,
@@ -125,11 +126,24 @@ class AnnouncementSenders:
         return {"channel": channel, "file": file_id}
 
     def channel_post(self, group: Group) -> dict[str, Any]:
+        payload = group.head.payload
+        return self._in_channel(group, self._incident(group), str(payload["text"]), payload.get("blocks"))
+
+    def scheduled_update(self, group: Group) -> dict[str, Any]:
         incident = self._incident(group)
+        payload = group.head.payload
+        late_due = payload.get("late_due")
+        text, blocks = rendering.scheduled_update(
+            incident,
+            nag_user=payload.get("nag_user"),
+            late_due=datetime.fromisoformat(late_due) if late_due else None,
+        )
+        return self._in_channel(group, incident, text, blocks)
+
+    def _in_channel(self, group: Group, incident: Incident, text: str, blocks: Any) -> dict[str, Any]:
         if not incident.channel_id:
             raise PermanentFailure("the incident has no channel (its card was never posted)")
-        payload = group.head.payload
-        ts = self._post_once(group, incident.channel_id, str(payload["text"]), payload.get("blocks"))
+        ts = self._post_once(group, incident.channel_id, text, blocks)
         return {"channel": incident.channel_id, "ts": ts}
 
     def dm(self, group: Group) -> dict[str, Any]:

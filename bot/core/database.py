@@ -246,23 +246,51 @@ class BulkRows:
 
     def write(self, session: Session) -> None:
         connection = session.connection()
-        for table, rows in self._rows.items():
-            if connection.dialect.name == "postgresql":
-                _copy_rows(connection, table, rows)
-            else:
+        if connection.dialect.name != "postgresql":
+            for table, rows in self._rows.items():
                 connection.execute(insert(table), rows)
+        elif sum(len(rows) for rows in self._rows.values()) >= COPY_FROM_ROWS:
+            for table, rows in self._rows.items():
+                _copy_rows(connection, table, rows)
+        else:
+            _pipeline_rows(connection, self._rows)
         self._rows.clear()
 
 
+# A COPY costs two round trips per table, whatever its rows; a pipeline of INSERTs costs one for every table
+# together, but the server runs each row's INSERT on its own. A command writes a handful of rows into two or
+# three tables; a scheduler batch writes hundreds.
+COPY_FROM_ROWS = 50
+
+
 def _copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Postgres COPY: the cheapest way to write rows, one round trip whatever their number, inside the same
-    transaction."""
+    """Postgres COPY: the cheapest way to write many rows, inside the same transaction."""
     columns = list(rows[0])
     json_columns = _json_columns(table)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([json.dumps(row[name]) if name in json_columns else row[name] for name in columns])
+
+
+def _pipeline_rows(connection: Connection, rows_by_table: dict[Table, list[dict[str, Any]]]) -> None:
+    """A few rows into several tables in one round trip: psycopg's pipeline mode, inside the same transaction."""
+    driver = connection.connection.driver_connection
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    with driver.pipeline():  # type: ignore[union-attr]
+        for table, rows in rows_by_table.items():
+            columns = list(rows[0])
+            json_columns = _json_columns(table)
+            statement = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+            )
+            cursor.executemany(
+                statement,
+                [
+                    [json.dumps(row[name]) if name in json_columns else row[name] for name in columns]
+                    for row in rows
+                ],
+            )
 
 
 @functools.cache

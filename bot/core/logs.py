@@ -73,3 +73,10 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     root.setLevel(level.upper())
     # APScheduler logs two lines per tick at INFO; TARS logs what a tick did itself, at DEBUG.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    quiet_server_queue()
+
+
+def quiet_server_queue() -> None:
+    """waitress warns "Task queue depth is N" for every request that waits for a thread: under a P1's burst
+    that was a line per click and a fortieth of the CPU. /metrics' ack latency shows the same backlog."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

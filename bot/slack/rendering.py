@@ -127,7 +127,7 @@ def _fitted_blocks(render: Callable[P, list[Block]]) -> Callable[P, list[Block]]
 
     @wraps(render)
     def fitted(*args: P.args, **kwargs: P.kwargs) -> list[Block]:
-        return fit_blocks(render(*args, **kwargs))
+        return fit_blocks(render(*args, **kwargs), in_place=True)
 
     return fitted
 
@@ -136,7 +136,7 @@ def _fitted_message(render: Callable[P, tuple[str, list[Block]]]) -> Callable[P,
     @wraps(render)
     def fitted(*args: P.args, **kwargs: P.kwargs) -> tuple[str, list[Block]]:
         text, blocks = render(*args, **kwargs)
-        return fit_text(text), fit_blocks(blocks)
+        return fit_text(text), fit_blocks(blocks, in_place=True)
 
     return fitted
 
@@ -144,7 +144,7 @@ def _fitted_message(render: Callable[P, tuple[str, list[Block]]]) -> Callable[P,
 def _fitted_view(render: Callable[P, Block]) -> Callable[P, Block]:
     @wraps(render)
     def fitted(*args: P.args, **kwargs: P.kwargs) -> Block:
-        return fit_view(render(*args, **kwargs))
+        return fit_view(render(*args, **kwargs), in_place=True)
 
     return fitted
 

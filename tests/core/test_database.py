@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.orm import Session
 
-from bot.core.database import make_engine, upgrade_database
+from bot.comms.comms_records import OutboxMessage, Reminder
+from bot.core.database import (
+    make_engine,
+    make_session_factory,
+    rows_for,
+    table_of,
+    transaction,
+    upgrade_database,
+)
+from bot.incidents.incident_records import Incident
 from tests.conftest import _backend, create_postgres_database, drop_postgres_database
 from tests.support import Workspace
 
@@ -80,3 +91,62 @@ def test_two_people_acknowledging_at_once_are_recorded_once(workspace: Workspace
     assert refused.args["user"] != winner
     acknowledgements = [e for e in workspace.timeline(incident.id) if e.kind == "acknowledged"]
     assert [e.actor for e in acknowledgements] == [winner]
+
+
+@pytest.mark.parametrize("count", [1, 3, 60])
+def test_rows_queued_for_the_commit_are_stored_exactly(engine: Engine, count: int) -> None:
+    """A command queues a few rows (one pipelined round trip on Postgres), a scheduler batch hundreds (COPY):
+    either way every row arrives with its JSON intact."""
+    sessions = make_session_factory(engine)
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    payloads = [
+        {"text": f'note {n} <@U0BOB> & "quoted" ✅', "record": ["k", str(n)], "n": n} for n in range(count)
+    ]
+    with transaction(sessions) as session:
+        incident = Incident(
+            service="payments",
+            severity=2,
+            status="investigating",
+            description="rows",
+            reporter="U0ALICE",
+            oncall="U0PAYONCALL",
+            declared_at=now,
+            version=1,
+            escalations=0,
+        )
+        session.add(incident)
+        session.flush()
+        buffer = rows_for(session)
+        for payload in payloads:
+            buffer.add(
+                table_of(OutboxMessage),
+                {
+                    "incident_id": incident.id,
+                    "lane": "channel",
+                    "kind": "thread_note",
+                    "priority": 3,
+                    "payload": payload,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+            buffer.add(
+                table_of(Reminder),
+                {
+                    "incident_id": incident.id,
+                    "kind": "custom",
+                    "due_at": now,
+                    "payload": payload,
+                    "state": "pending",
+                    "created_at": now,
+                    "late": False,
+                },
+            )
+    with Session(engine) as session:
+        stored = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        reminders = session.scalars(select(Reminder).order_by(Reminder.id)).all()
+    assert [row.payload for row in stored] == payloads
+    assert [row.payload for row in reminders] == payloads
+    assert {row.next_attempt_at for row in stored} == {now}
