@@ -25,13 +25,16 @@ test: $(STAMP) tools lint
 	TARS_TEST_DB=postgres $(BIN)/pytest
 	TARS_TEST_DB=sqlite $(BIN)/pytest -q
 
-## tools: Debian's prometheus package (prometheus, promtool), which the metrics tests run for real
+## tools: Debian's prometheus (prometheus, promtool) and prometheus-alertmanager, which the tests run for real
 tools:
-	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null \
+			|| ! command -v prometheus-alertmanager >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+				prometheus prometheus-alertmanager; \
 		else \
-			echo "prometheus is not installed and cannot be here: its tests skip (with CI=true they fail)"; \
+			echo "prometheus or prometheus-alertmanager is missing and cannot be installed here: their tests skip" \
+				"(with CI=true they fail)"; \
 		fi; \
 	fi
 

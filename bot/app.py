@@ -31,12 +31,14 @@ from bot.incidents.lifecycle import IncidentService
 from bot.ingress.button_binding import ButtonBinding
 from bot.ingress.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
 from bot.ingress.http_server import TarsWsgi
+from bot.ingress.signal_endpoints import SignalEndpoints
 from bot.remediation.approvals import ActionService, ApproverDirectory
 from bot.remediation.code_fixes import CodeFixFlows
 from bot.remediation.execution import RemediationRuns
 from bot.remediation.platforms import Platforms
 from bot.remediation.remediation_flows import RemediationFlows
 from bot.runtime import Tars
+from bot.signals.signal_flows import SignalFlows
 from integrations.pagerduty import PagerDutyEvents
 
 if TYPE_CHECKING:
@@ -70,7 +72,10 @@ def build_tars(
     pager = Pager(outbox, config.services)
     service = IncidentService(clock, config.services, config.policy, planner)
     senders = AnnouncementSenders(
-        sessions, Announcer(client), PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run)
+        sessions,
+        Announcer(client),
+        PagerDutyEvents(config.pagerduty.events_url, dry_run=config.dry_run),
+        config.services,
     )
     delivery = DeliveryEngine(
         sessions,
@@ -119,6 +124,17 @@ def build_tars(
             jobs.queue_in(session, incident, f"postmortem {incident.id}", actor=actor)
 
     flows.on_resolve.append(draft_postmortem)
+    signals = SignalFlows(
+        sessions,
+        clock,
+        service,
+        outbox,
+        config.services,
+        incidents_channel=config.incidents_channel,
+        report_threshold=config.signals.customer_reports,
+        report_window=config.signals.report_window,
+    )
+    delivery.after_sent("triage_post", signals.card_posted)
     return Tars(
         config=config,
         engine=engine,
@@ -134,6 +150,7 @@ def build_tars(
         code_fixes=code_fixes,
         jobs=jobs,
         buttons=ButtonBinding(sessions, service, actions),
+        signals=signals,
     )
 
 
@@ -211,5 +228,5 @@ def create_app(
             replays=ReplayGuard(tars.engine),
         )
     )
-    wsgi = TarsWsgi(tars.engine, front_door)
+    wsgi = TarsWsgi(tars.engine, front_door, signals=SignalEndpoints(config, tars.signals, tars.clock))
     return TarsApp(tars=tars, bolt=bolt, wsgi=wsgi, listeners=listeners)

@@ -19,6 +19,7 @@ from bot.ingress.button_binding import ButtonBinding
 from bot.remediation.code_fixes import CodeFixFlows
 from bot.remediation.execution import RemediationRuns
 from bot.remediation.remediation_flows import RemediationFlows
+from bot.signals.signal_flows import SignalFlows
 
 
 @dataclass
@@ -37,3 +38,4 @@ class Tars:
     code_fixes: CodeFixFlows
     jobs: CommandJobs
     buttons: ButtonBinding
+    signals: SignalFlows

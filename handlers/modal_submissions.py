@@ -49,6 +49,16 @@ def _incident_id(view: dict[str, Any]) -> int:
         raise UsageError("This form does not name an incident; open it again from the card.") from error
 
 
+def _signal_id(view: dict[str, Any]) -> int | None:
+    """The alert a declare form was opened from, if it was (its Declare button put the id in the metadata)."""
+    try:
+        metadata = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return None
+    signal_id = metadata.get("signal_id") if isinstance(metadata, dict) else None
+    return signal_id if isinstance(signal_id, int) and 0 < signal_id < 2**31 else None
+
+
 def _text(view: dict[str, Any], block_id: str, field: Field, errors: dict[str, str]) -> str:
     """A free-text input as it will be stored; a broken rule is added to `errors` under its block."""
     try:
@@ -79,7 +89,10 @@ def register(app: App, tars: Tars) -> None:
             ack(response_action="errors", errors=errors)
             return
         command = Declare(service, severity, description, impact or None)
-        tars.flows.declare(command, actor=body["user"]["id"], origin_channel=origin_channel(body))
+        actor = body["user"]["id"]
+        signal_id = _signal_id(view)
+        also = tars.signals.link_declared(signal_id, actor=actor) if signal_id is not None else None
+        tars.flows.declare(command, actor=actor, origin_channel=origin_channel(body), also=also)
         ack()
 
     @app.view(rendering.RESOLVE_VIEW)

@@ -17,6 +17,7 @@ from bot.incidents.command_parser import (
     OpenDeclareModal,
     OpenHotfixModal,
     PostUpdate,
+    ReportFromCustomer,
     RequestEnv,
     RequestFlag,
     RequestRollback,
@@ -122,6 +123,9 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
         case ListOpen():
             shown, total = flows.open_incidents()
             return rendering.incident_list_text(shown, tars.clock.now(), total=total)
+        case ReportFromCustomer(service, text):
+            outcome = tars.signals.report(service, text, reporter=actor)
+            return rendering.report_reply(outcome)
         case Show(incident_id):
             incident, events = flows.incident_with_timeline(incident_id)
             advice = tars.remediation.advice_for(incident) if incident.is_open else None

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+import bot.all_tables  # noqa: F401  (every domain's tables, for Base.metadata)
 from bot.core.clock import FrozenClock
-from bot.core.database import make_engine, upgrade_database
+from bot.core.database import Base, make_engine, upgrade_database
 from sandbox.emulator import SlackEmulator
 from tests.support import Workspace, start_tars
 
@@ -86,15 +87,8 @@ def _empty_tables(request: pytest.FixtureRequest) -> None:
     if "engine" not in request.fixturenames:
         return
     engine: Engine = request.getfixturevalue("engine")
-    tables = [
-        "action_votes",
-        "action_requests",
-        "outbox",
-        "reminders",
-        "timeline_events",
-        "incidents",
-        "seen_requests",
-    ]
+    # Every table the migrations made, children before their parents.
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -369,3 +372,22 @@ def run_tars(
         timeout=timeout,
         check=False,
     )
+
+
+# --- real servers from Debian packages ---------------------------------------------------------------------------
+
+
+def debian_tool(name: str, package: str) -> str:
+    """The path of a binary `make test` installs from Debian; missing, the test skips locally and fails in CI."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is missing; `make test` installs Debian's {package} package")
+        pytest.skip(f"{name} is not installed (Debian package {package})")
+    return path
+
+
+def loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -77,7 +77,8 @@ class OutboxMessage(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    # None for a signal's triage card, posted before there is an incident.
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     lane: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(24))
     # Lower goes first when lanes compete for Slack's rate budget; order within a lane is always by id.

@@ -63,6 +63,7 @@ POST_KINDS = {
     "thread_note",
     "channel_post",
     "scheduled_update",
+    "triage_post",
     "action_card_post",
     "dm",
     "thread_file",
@@ -90,7 +91,7 @@ class Work:
     """A lane's head, leased by this worker."""
 
     id: int
-    incident_id: int
+    incident_id: int | None  # None: a triage card, which belongs to no incident yet
     lane: str
     kind: str
     attempts: int
@@ -134,7 +135,7 @@ class TimelineWriter(Protocol):
 
 
 # What a domain does, in the bookkeeping transaction, once one of its posts is in Slack (e.g. remember the ts).
-AfterSent = Callable[[Session, int, dict[str, Any]], None]
+AfterSent = Callable[[Session, int | None, dict[str, Any]], None]
 
 
 class DeliveryEngine:
@@ -168,7 +169,7 @@ class DeliveryEngine:
         self._candidate_query = _candidate_query(4 * workers + 20)
         self._state = threading.Condition()
         self._wake = threading.Event()
-        self._in_flight: dict[tuple[int, str], int] = {}
+        self._in_flight: dict[tuple[int | None, str], int] = {}
         self._unrecorded: list[Callable[[], None]] = []
         self._passes = 0
         # Pieces of work finished so far: a pass is idle only if none finished while it looked, because a
@@ -186,7 +187,7 @@ class DeliveryEngine:
     def register(self, kind: str, run: Callable[[int, dict[str, Any]], dict[str, Any]]) -> None:
         """Carry out outbox rows of `kind` with `run(incident_id, payload)`, which returns the result to store.
         It may raise RetryLater or PermanentFailure like any sender."""
-        self._senders[kind] = lambda group: run(group.head.incident_id, group.head.payload)
+        self._senders[kind] = lambda group: run(_incident_of(group.head), group.head.payload)
         self._unpaced.add(kind)
 
     def after_sent(self, kind: str, hook: AfterSent) -> None:
@@ -364,9 +365,9 @@ class DeliveryEngine:
 
     def _budget_keys(self, work: Work) -> list[Key]:
         kind = work.kind
-        if kind == "card_post":
+        if kind in ("card_post", "triage_post"):
             keys = [post_key(str(work.target))]
-        elif kind in ("card_refresh", "action_card_refresh"):
+        elif kind in ("card_refresh", "action_card_refresh", "triage_refresh"):
             keys = [method_key("chat.update")]
         elif kind == "dm":
             keys = [post_key(f"dm:{work.target}"), method_key("conversations.open")]
@@ -441,7 +442,7 @@ class DeliveryEngine:
 
     def _work(self, work: Work) -> None:
         try:
-            with about(incident=f"INC-{work.incident_id}"):
+            with about(incident=f"INC-{work.incident_id}" if work.incident_id is not None else None):
                 self._deliver(work)
         except Exception:  # a worker must always free its lane
             log.exception("delivering outbox %s (%s) failed", work.id, work.kind)
@@ -553,7 +554,7 @@ class DeliveryEngine:
                 after_sent(session, work.incident_id, result)
             for row_id, payload in group.rows:
                 record = payload.get("record") or _default_record(work.kind, result)
-                if record:
+                if record and work.incident_id is not None:
                     self.timeline(
                         session,
                         work.incident_id,
@@ -600,7 +601,7 @@ class DeliveryEngine:
                 .where(*self._mine(work.id))
                 .values(state=OutboxState.FAILED.value, locked_until=None, last_error=reason)
             )
-            if rows_changed(failed) == 0:
+            if rows_changed(failed) == 0 or work.incident_id is None:
                 return
             self.timeline(
                 session,
@@ -654,7 +655,7 @@ def _candidate_query(limit: int) -> Select[Any]:
             _INCIDENTS.c.card_ts,
         )
         .join(heads, heads.c.id == _OUTBOX.c.id)
-        .join(_INCIDENTS, _INCIDENTS.c.id == _OUTBOX.c.incident_id)
+        .outerjoin(_INCIDENTS, _INCIDENTS.c.id == _OUTBOX.c.incident_id)
         .where(
             _OUTBOX.c.next_attempt_at <= now,
             or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < now),
@@ -663,6 +664,12 @@ def _candidate_query(limit: int) -> Select[Any]:
         .order_by(_OUTBOX.c.priority, _OUTBOX.c.id)
         .limit(limit)
     )
+
+
+def _incident_of(work: Work) -> int:
+    if work.incident_id is None:
+        raise PermanentFailure(f"{work.kind} needs an incident and this row names none")
+    return work.incident_id
 
 
 # Kinds posted into a card's thread: an uncertain one is looked for with conversations.replies.

@@ -27,6 +27,8 @@ from integrations.pagerduty import PageRequest
 
 CARD_LANE = "card"
 CHANNEL_LANE = "channel"
+# Triage cards belong to no incident: they share one lane, so a card's refreshes follow its post.
+TRIAGE_LANE = "triage"
 PAGE_LANE = "page"
 # Slow commands (they call a cluster, AWS or GitHub), carried out in order per incident.
 WORK_LANE = "work"
@@ -65,7 +67,7 @@ class Outbox:
     def add(
         self,
         session: Session,
-        incident: Incident,
+        incident: Incident | None,
         kind: str,
         payload: dict[str, Any],
         *,
@@ -74,7 +76,7 @@ class Outbox:
     ) -> None:
         now = self.clock.now()
         row = {
-            "incident_id": incident.id,
+            "incident_id": incident.id if incident is not None else None,
             "lane": lane,
             "kind": kind,
             "priority": priority,
@@ -138,6 +140,14 @@ class Outbox:
             "record": record,
         }
         self.add(session, incident, "scheduled_update", payload, priority=POST)
+
+    def triage_post(self, session: Session, signal_id: int, channel: str) -> None:
+        """A signal's triage card: there is no incident yet, so it goes in the lane of such cards."""
+        payload = {"signal_id": signal_id, "channel": channel}
+        self.add(session, None, "triage_post", payload, lane=TRIAGE_LANE, priority=CARD)
+
+    def triage_refresh(self, session: Session, signal_id: int) -> None:
+        self.add(session, None, "triage_refresh", {"signal_id": signal_id}, lane=TRIAGE_LANE, priority=CARD)
 
     def direct_message(
         self, session: Session, incident: Incident, user: str, text: str, *, record: list[str] | None = None

@@ -12,13 +12,16 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.comms.announcer import Announcer
 from bot.comms.delivery import RETRYABLE_SLACK_ERRORS, Group, PermanentFailure, RetryLater, Sender
 from bot.core.database import reading
+from bot.core.settings import ServiceConfig
 from bot.incidents.incident_records import Incident
 from bot.remediation.action_records import ActionRequest
+from bot.signals.signal_records import Signal
 from bot.slack import rendering
 from integrations.pagerduty import PagerDutyEvents, PageRequest
 from integrations.plans import IntegrationError
@@ -29,11 +32,16 @@ T = TypeVar("T")
 
 class AnnouncementSenders:
     def __init__(
-        self, sessions: sessionmaker[Session], announcer: Announcer, pagerduty: PagerDutyEvents
+        self,
+        sessions: sessionmaker[Session],
+        announcer: Announcer,
+        pagerduty: PagerDutyEvents,
+        services: dict[str, ServiceConfig],
     ) -> None:
         self.sessions = sessions
         self.announcer = announcer
         self.pagerduty = pagerduty
+        self.services = services
 
     def by_kind(self) -> dict[str, Sender]:
         return {
@@ -47,9 +55,46 @@ class AnnouncementSenders:
             "pagerduty": self.pagerduty_page,
             "action_card_post": self.action_card,
             "action_card_refresh": self.action_card_refresh,
+            "triage_post": self.triage_post,
+            "triage_refresh": self.triage_refresh,
         }
 
     # --- one sender per kind ----------------------------------------------------------------------------------
+
+    def _triage_card(self, group: Group) -> tuple[Signal, str, list[dict[str, Any]]]:
+        """The signal and its card, rendered from the newest state (with the reports it gathers, if any)."""
+        with reading(self.sessions) as session:
+            signal = session.get(Signal, int(group.head.payload["signal_id"]))
+            if signal is None:
+                raise PermanentFailure("the signal no longer exists")
+            reports = (
+                list(
+                    session.scalars(
+                        select(Signal).where(Signal.id.in_(signal.report_ids)).order_by(Signal.id)
+                    )
+                )
+                if signal.report_ids
+                else []
+            )
+        service = self.services.get(signal.service or "")
+        text, blocks = rendering.triage_card(
+            signal, oncall=service.oncall if service else None, reports=reports
+        )
+        return signal, text, blocks
+
+    def triage_post(self, group: Group) -> dict[str, Any]:
+        signal, text, blocks = self._triage_card(group)
+        channel = str(group.head.payload["channel"])
+        ts = self._post_once(group, channel, text, blocks)
+        return {"signal_id": signal.id, "channel": channel, "ts": ts}
+
+    def triage_refresh(self, group: Group) -> dict[str, Any]:
+        signal, text, blocks = self._triage_card(group)
+        if not signal.card_channel or not signal.card_ts:
+            return {"signal_id": signal.id, "skipped": "no triage card"}
+        channel, ts = signal.card_channel, signal.card_ts
+        _slack(lambda: self.announcer.update(channel, ts, text, blocks))
+        return {"signal_id": signal.id, "ts": ts, "refreshes": len(group.rows)}
 
     def _incident(self, group: Group) -> Incident:
         with reading(self.sessions) as session:

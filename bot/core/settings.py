@@ -200,6 +200,43 @@ class PagerDutyConfig(BaseModel):
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
 
+class SignalsConfig(BaseModel):
+    """How alerts find their catalog service. The endpoints' secrets come from the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The Alertmanager label (or webhook field) that names the service.
+    service_label: str = Field(default="service", min_length=1, max_length=64)
+    # CloudWatch: the alarm dimension that names the service, then alarm-name prefixes ("payments-" → payments).
+    dimension: str = Field(default="Service", min_length=1, max_length=64)
+    alarm_prefixes: dict[str, str] = Field(default_factory=dict)
+    # This many distinct customer reports about one service within report_window put a triage card up.
+    customer_reports: int = Field(default=3, ge=1, le=100)
+    report_window: Duration = timedelta(minutes=5)
+    # POST /signals/sns takes messages only from these topics (any AWS account can sign SNS messages); empty,
+    # the endpoint is off.
+    sns_topics: list[str] = Field(default_factory=list)
+    # Where SNS signing certificates and SubscribeURLs may be fetched from: SNS's own hosts.
+    sns_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+
+    @field_validator("sns_url_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+    @field_validator("sns_topics")
+    @classmethod
+    def _topics(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not re.match(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", arn):
+                raise ValueError(f"not an SNS topic ARN: {arn!r}")
+        return value
+
+
 class KubernetesTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -290,6 +327,14 @@ class Config(BaseSettings):
     )
     port: int = Field(default=3000, ge=0, le=65535, json_schema_extra=_from_environment("PORT"))
     github_token: str | None = Field(default=None, json_schema_extra=_from_environment("GITHUB_TOKEN"))
+    # POST /signals/alertmanager answers only requests carrying this bearer token; unset, the endpoint is off.
+    alertmanager_token: str | None = Field(
+        default=None, json_schema_extra=_from_environment("TARS_ALERTMANAGER_TOKEN")
+    )
+    # POST /signals/webhook answers only requests signed with this HMAC key; unset, the endpoint is off.
+    signal_webhook_secret: str | None = Field(
+        default=None, json_schema_extra=_from_environment("TARS_SIGNAL_WEBHOOK_SECRET")
+    )
     # The environment's TARS_INCIDENTS_CHANNEL wins over the file's incidents_channel.
     incidents_channel: str | None = Field(
         default=None, json_schema_extra={**_from_environment("TARS_INCIDENTS_CHANNEL"), **_FROM_FILE}
@@ -298,6 +343,7 @@ class Config(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, json_schema_extra=_FROM_FILE)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig, json_schema_extra=_FROM_FILE)
     pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig, json_schema_extra=_FROM_FILE)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig, json_schema_extra=_FROM_FILE)
     approvers: ApproversConfig = Field(default_factory=ApproversConfig, json_schema_extra=_FROM_FILE)
     dry_run: bool = Field(default=False, json_schema_extra=_FROM_FILE)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig, json_schema_extra=_FROM_FILE)
@@ -327,7 +373,13 @@ class Config(BaseSettings):
         return bool(self.slack_app_token)
 
     @field_validator(
-        "slack_bot_token", "slack_signing_secret", "slack_app_token", "github_token", mode="before"
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "github_token",
+        "alertmanager_token",
+        "signal_webhook_secret",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

@@ -127,6 +127,12 @@ class Show:
 
 
 @dataclass(frozen=True)
+class ReportFromCustomer:
+    service: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Help:
     topic: str | None = None
 
@@ -142,6 +148,7 @@ Command = (
     | ListOpen
     | Show
     | Help
+    | ReportFromCustomer
     | RequestRollback
     | RequestScale
     | RequestFlag
@@ -166,11 +173,11 @@ def parse_severity(token: str, usage: str) -> int:
     return int(match.group(1))
 
 
-def validate_service(name: str, known: Iterable[str]) -> str:
+def validate_service(name: str, known: Iterable[str], command: str) -> str:
     service = name.strip().lower()
     known_sorted = sorted(known)
     if service not in known_sorted:
-        raise UsageError(rendering.unknown_service_to_declare(name, known_sorted))
+        raise UsageError(rendering.unknown_service_in(command, name, known_sorted))
     return service
 
 
@@ -226,7 +233,7 @@ def _parse_declare(rest: str, known: Iterable[str]) -> Command:
     body, options = _take_options(rest, {"impact"}, usage)
     parts = _split(body, 2)
     _require(parts, 1, "the service", usage)
-    service = validate_service(parts[0], known)
+    service = validate_service(parts[0], known, "declare")
     _require(parts, 2, "the severity (P1, P2, P3 or P4)", usage)
     severity = parse_severity(parts[1], usage)
     _require(parts, 3, "the description", usage)
@@ -323,7 +330,7 @@ def _parse_rollback(rest: str, known: Iterable[str]) -> Command:
     incident_id = parse_ref(parts[0], usage)
     if len(parts) > 2:
         raise UsageError(rendering.grammar_refusal("rollback_arity", usage))
-    service = validate_service(parts[1], known) if len(parts) == 2 else None
+    service = validate_service(parts[1], known, "rollback") if len(parts) == 2 else None
     if "commit" in options:
         if "to" in options:
             raise UsageError(rendering.grammar_refusal("to_and_commit", usage))
@@ -346,7 +353,7 @@ def _parse_scale(rest: str, known: Iterable[str]) -> Command:
     _require(parts, 1, "the incident", usage)
     incident_id = parse_ref(parts[0], usage)
     _require(parts, 2, "the service", usage)
-    service = validate_service(parts[1], known)
+    service = validate_service(parts[1], known, "scale")
     _require(parts, 3, "the number of replicas", usage)
     if len(parts) > 3:
         raise UsageError(rendering.grammar_refusal("scale_arity", usage))
@@ -424,6 +431,15 @@ def _parse_show(rest: str, _known: Iterable[str]) -> Command:
     return Show(parse_ref(parts[0], usage))
 
 
+def _parse_report(rest: str, known: Iterable[str]) -> Command:
+    usage = USAGE["report"]
+    parts = _split(rest, 1)
+    _require(parts, 1, "the service", usage)
+    service = validate_service(parts[0], known, "report")
+    _require(parts, 2, "what the customer says", usage)
+    return ReportFromCustomer(service, clean(input_rules.CUSTOMER_REPORT, parts[1]))
+
+
 def _parse_help(rest: str, _known: Iterable[str]) -> Command:
     return Help(rest.strip().lower() or None)
 
@@ -446,6 +462,7 @@ _PARSERS = {
     "list": _parse_list,
     "ls": _parse_list,
     "show": _parse_show,
+    "report": _parse_report,
     "help": _parse_help,
 }
 # Every sub-command the parser knows, aliases included.

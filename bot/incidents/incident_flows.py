@@ -44,7 +44,16 @@ class IncidentFlows:
 
     # --- commands ---------------------------------------------------------------------------------------------
 
-    def declare(self, command: Declare, *, actor: str, origin_channel: str | None) -> Incident:
+    def declare(
+        self,
+        command: Declare,
+        *,
+        actor: str,
+        origin_channel: str | None,
+        also: Callable[[Session, Incident], None] | None = None,
+    ) -> Incident:
+        """Declare, announce and page; `also` runs in the same transaction (e.g. linking the alert it came
+        from), so the incident never exists without it."""
         channel = self.incidents_channel or origin_channel
         if not channel:
             raise DomainError("TARS does not know where to announce incidents: set TARS_INCIDENTS_CHANNEL.")
@@ -57,6 +66,8 @@ class IncidentFlows:
                 impact=command.impact,
                 reporter=actor,
             )
+            if also is not None:
+                also(session, change.incident)
             self.outbox.post_card(session, change.incident, channel)
             self.pager.page(session, change.incident)
         incident = change.incident

@@ -32,6 +32,7 @@ class Field:
 
 DESCRIPTION = Field("description", 500)
 IMPACT = Field("impact", 500)
+CUSTOMER_REPORT = Field("customer report", 500)
 FINDINGS = Field("findings", 1_000, multiline=True)
 ETA = Field("ETA", 200)  # incidents.eta is VARCHAR(200)
 ROOT_CAUSE = Field("root cause", 1_000, multiline=True)

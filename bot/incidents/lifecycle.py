@@ -184,8 +184,9 @@ class IncidentService:
         self.planner.on_declared(session, incident)
         return Change(incident, event)
 
-    def card_posted(self, session: Session, incident_id: int, result: dict[str, Any]) -> None:
+    def card_posted(self, session: Session, incident_id: int | None, result: dict[str, Any]) -> None:
         """The incident's card is in Slack: remember where, so refreshes and thread posts find it."""
+        assert incident_id is not None  # card_post rows always name their incident
         session.connection().execute(
             _ATTACH_CARD, {"incident_id": incident_id, "channel": result["channel"], "ts": result["ts"]}
         )

@@ -20,6 +20,7 @@ from bot.incidents.incident_records import Incident
 from bot.incidents.lifecycle import IncidentService
 from bot.remediation.action_records import ActionRequest
 from bot.remediation.approvals import ActionService
+from bot.signals.signal_records import Signal
 
 AUDIT_KIND = "button_mismatch"
 _KEPT = 64  # clicked ids are client-controlled; the audit keeps only this many characters of each
@@ -58,6 +59,12 @@ def check_action_card(action: ActionRequest, incident: Incident, clicked: Clicke
             f"That button belongs to another card; use the buttons on request {action.ref}'s card "
             f"in {incident.ref}'s thread."
         )
+
+
+def check_triage_card(signal: Signal, clicked: ClickedMessage) -> None:
+    """Declare and Dismiss: only on the alert's own triage card."""
+    if not signal.card_ts or (clicked.channel, clicked.ts) != (signal.card_channel, signal.card_ts):
+        raise WrongCard("That button belongs to another card; use the buttons on the alert's own card.")
 
 
 def check_incident_thread(incident: Incident, clicked: ClickedMessage) -> None:

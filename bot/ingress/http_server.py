@@ -8,7 +8,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+class SignalRoutes(Protocol):
+    """The `/signals/...` endpoints (bot.ingress.signal_endpoints)."""
+
+    def handles(self, path: str) -> bool: ...
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]: ...
+
+
 SLACK_PATH = "/slack/events"
 # waitress refuses (413) larger bodies itself, before buffering them; the front door's own cap is lower.
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
@@ -29,9 +37,12 @@ MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
 class TarsWsgi:
     """Routes requests; `slack_handler` is the front door wrapping Bolt (None in Socket Mode)."""
 
-    def __init__(self, engine: Engine, slack_handler: WsgiApp | None) -> None:
+    def __init__(
+        self, engine: Engine, slack_handler: WsgiApp | None, *, signals: SignalRoutes | None = None
+    ) -> None:
         self.engine = engine
         self.slack_handler = slack_handler
+        self.signals = signals
         # Set when Socket Mode is on: readiness then also needs the connection to Slack to be up.
         self.socket_mode_connected: Callable[[], bool] | None = None
 
@@ -50,6 +61,8 @@ class TarsWsgi:
                 "200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
             )
             return [body]
+        if self.signals is not None and self.signals.handles(path):
+            return self.signals(environ, start_response)
         if path == SLACK_PATH and self.slack_handler is not None:
             if environ.get("REQUEST_METHOD") != "POST":
                 start_response(

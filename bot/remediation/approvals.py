@@ -103,7 +103,7 @@ class ActionService:
         self.approvers = approvers
         self.incidents = incidents
 
-    def card_posted(self, session: Session, incident_id: int, result: dict[str, Any]) -> None:
+    def card_posted(self, session: Session, _incident_id: int | None, result: dict[str, Any]) -> None:
         """The approval card is in the incident's thread: remember where, so votes can update it."""
         session.connection().execute(
             _ATTACH_CARD, {"action_id": result["action_id"], "channel": result["channel"], "ts": result["ts"]}

@@ -16,6 +16,7 @@ Two rules hold for every function here:
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
 from bot.remediation.action_records import Vote, VoteOutcome
 from bot.remediation.rollback_rule import RollbackRule
+from bot.signals.signal_records import ReportOutcome, Signal, SignalState, Triage
 from bot.slack.slack_limits import FIELD_TEXT, MESSAGE_TEXT, SECTION_TEXT, fit_blocks, fit_text, fit_view
 
 Block = dict[str, Any]
@@ -39,6 +41,8 @@ STATUS_ACTION_PREFIX = "incident_status_"
 SEVERITY_ACTION = "incident_severity"
 RESOLVE_ACTION = "incident_resolve"
 DECLARE_VIEW = "incident_declare"
+TRIAGE_DECLARE_PREFIX = "triage_declare_p"  # + severity
+TRIAGE_DISMISS_ACTION = "triage_dismiss"
 RESOLVE_VIEW = "incident_resolve"
 
 # The reply to any request TARS cannot act on because its database does not answer.
@@ -512,37 +516,43 @@ def _input(
 
 
 @_fitted_view
-def declare_modal(services: Iterable[str], *, channel_id: str | None) -> Block:
-    service_options = [_option(name, name) for name in sorted(services)]
+def declare_modal(
+    services: Iterable[str], *, channel_id: str | None, draft: DeclareDraft | None = None
+) -> Block:
+    names = sorted(services)
+    service_options = [_option(name, name) for name in names]
     severity_options = [_option(severity_label(s), severity_label(s)) for s in (1, 2, 3, 4)]
+    service_select: Block = {"type": "static_select", "action_id": "value", "options": service_options}
+    severity_select: Block = {"type": "static_select", "action_id": "value", "options": severity_options}
+    description: Block = {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "max_length": input_rules.DESCRIPTION.limit,
+    }
+    metadata: dict[str, Any] = {"channel_id": channel_id}
+    if draft is not None:
+        metadata["signal_id"] = draft.signal_id
+        if draft.service in names:
+            service_select["initial_option"] = _option(draft.service, draft.service)
+        label = severity_label(draft.severity)
+        severity_select["initial_option"] = _option(label, label)
+        description["initial_value"] = draft.description[: input_rules.DESCRIPTION.limit]
     return {
         "type": "modal",
         "callback_id": DECLARE_VIEW,
         "title": _plain("Declare an incident"),
         "submit": _plain("Declare"),
         "close": _plain("Cancel"),
-        "private_metadata": json.dumps({"channel_id": channel_id}),
+        "private_metadata": json.dumps(metadata),
         "blocks": [
-            _input(
-                "service",
-                "Service",
-                {"type": "static_select", "action_id": "value", "options": service_options},
-            ),
+            _input("service", "Service", service_select),
             _input(
                 "severity",
                 "Severity",
-                {"type": "static_select", "action_id": "value", "options": severity_options},
+                severity_select,
                 hint="P1 outage · P2 major degradation · P3 minor, workaround exists · P4 cosmetic",
             ),
-            _input(
-                "description",
-                "What is broken?",
-                {
-                    "type": "plain_text_input",
-                    "action_id": "value",
-                    "max_length": input_rules.DESCRIPTION.limit,
-                },
-            ),
+            _input("description", "What is broken?", description),
             _input(
                 "impact",
                 "User impact",
@@ -1190,6 +1200,7 @@ _COMMAND_USAGE = {
     "env": "/incident env <incident> <function> KEY=value [KEY=value...]",
     "list": "/incident list",
     "show": "/incident show <incident>",
+    "report": "/incident report <service> <what the customer says...>",
     "help": "/incident help",
 }
 # As shown in mrkdwn replies: `<service>` must not reach Slack as markup.
@@ -1240,6 +1251,147 @@ def unknown_subcommand(word: str) -> str:
     return f"Unknown sub-command `{echo(word)}`.\n" + help_text()
 
 
-def unknown_service_to_declare(name: str, known: Sequence[str]) -> str:
+def unknown_service_in(command: str, name: str, known: Sequence[str]) -> str:
     refusal = unknown_service(name, known, none="(none configured: add `services:` to TARS_CONFIG)")
-    return f"{refusal}\nUsage: `{COMMAND_USAGE['declare']}`"
+    return f"{refusal}\nUsage: `{COMMAND_USAGE[command]}`"
+
+
+# --- signals and triage -------------------------------------------------------------------------------------
+
+
+def _signal_line(signal: Signal) -> str:
+    where = escape(signal.service) if signal.service else "unrouted"
+    summary = f" — {escape(signal.summary)}" if signal.summary else ""
+    return f"[{signal.state}] {where}: {escape(signal.title)}{summary}"
+
+
+@_fitted_message
+def triage_card(
+    signal: Signal, *, oncall: str | None, reports: Sequence[Signal] = ()
+) -> tuple[str, list[Block]]:
+    """🔔 An alert (or enough customer reports) nobody has triaged yet: declare it, or dismiss it as a fluke."""
+    headline = f"🔔 {_signal_line(signal)}"
+    facts = [
+        f"*Source:* {escape(signal.source)}",
+        f"*Since:* {fmt_time(signal.since)}",
+        f"*Seen:* {signal.count}× · last {fmt_time(signal.last_seen)}",
+    ]
+    if signal.severity_hint:
+        facts.append(f"*Severity:* {escape(signal.severity_hint)}")
+    if signal.service is None:
+        facts.append("*Service:* unrouted (no catalog service named in it)")
+    labels = " · ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(signal.labels.items()))
+    blocks: list[Block] = [_section(f"*{headline}*"), _section("\n".join(facts))]
+    if reports:
+        blocks.append(_section("\n".join(f"• {_reporter(r)}: {escape(r.summary)}" for r in reports)))
+    elif labels:
+        blocks.append(_context(labels))
+    triage = Triage(signal.triage)
+    if triage is Triage.OPEN:
+        if oncall:
+            blocks.append(_context(f"{mention(oncall)} is this real? Declare it, or dismiss it as a fluke."))
+        value = str(signal.id)
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"triage_{signal.id}",
+                "elements": [
+                    _button("Declare P1", f"{TRIAGE_DECLARE_PREFIX}1", value, "danger"),
+                    _button("Declare P2", f"{TRIAGE_DECLARE_PREFIX}2", value, "primary"),
+                    _button("Dismiss as fluke", TRIAGE_DISMISS_ACTION, value),
+                ],
+            }
+        )
+    else:
+        blocks.append(_context(_triage_outcome(signal)))
+    if signal.state == SignalState.RESOLVED.value:
+        blocks.append(_context(f"✅ Resolved at {fmt_time(signal.resolved_at)}"))
+    return headline, blocks
+
+
+def _triage_outcome(signal: Signal) -> str:
+    who = mention(signal.triaged_by) if signal.triaged_by else "TARS"
+    if signal.triage == Triage.DISMISSED.value:
+        return f"Dismissed as a fluke by {who}."
+    ref = f"INC-{signal.incident_id}" if signal.incident_id is not None else "an incident"
+    if signal.triage == Triage.DECLARED.value:
+        return f"Declared as {ref} by {who}."
+    return f"Attached to {ref}."
+
+
+@_fitted_text
+def signal_attached_note(signal: Signal) -> str:
+    return f"🔔 Alert attached automatically ({escape(signal.source)}): {_signal_line(signal)}"
+
+
+@_fitted_text
+def signal_state_note(signal: Signal) -> str:
+    if signal.state == SignalState.RESOLVED.value:
+        return f"✅ Alert resolved ({escape(signal.source)}): {_signal_line(signal)}"
+    return f"🔔 Alert firing again ({escape(signal.source)}): {_signal_line(signal)}"
+
+
+@_fitted_text
+def signal_confirmed_text(signal: Signal, actor: str) -> str:
+    return (
+        f"Declared from alert {escape(signal.title)} ({escape(signal.source)}, {signal.ref}), "
+        f"confirmed as real by {mention(actor)}"
+    )
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def _reporter(report: Signal) -> str:
+    reporter = report.labels.get("reporter", "")
+    return mention(reporter) if _SLACK_USER.fullmatch(reporter) else escape(reporter or "someone")
+
+
+def _in_words(delta: timedelta) -> str:
+    minutes, seconds = divmod(int(delta.total_seconds()), 60)
+    if seconds or not minutes:
+        return format_duration(delta)
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hour{'s' if minutes != 60 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def report_cluster_title(count: int, service: str, window: timedelta) -> str:
+    return f"{count} customer reports about {service} in {_in_words(window)}"
+
+
+@_fitted_text
+def customer_report_note(report: Signal) -> str:
+    return f"📣 Customer report via {_reporter(report)}: {escape(report.summary)}"
+
+
+def report_reply(outcome: ReportOutcome) -> str:
+    service = escape(outcome.service)
+    if outcome.attached_to is not None:
+        return f"Thanks: added to {outcome.attached_to}, which is open for {service}."
+    window = _in_words(outcome.window)
+    if outcome.triage_posted:
+        return (
+            f"Thanks: that makes {outcome.in_window} reports about {service} in {window}; "
+            "a triage card is up in the incidents channel."
+        )
+    if outcome.in_window >= outcome.threshold:
+        return f"Thanks: added to the {outcome.in_window} reports about {service} on the triage card."
+    return (
+        f"Thanks: recorded. {outcome.in_window} of {outcome.threshold} reports about {service} within {window}; "
+        "at that many TARS asks the on-call to triage."
+    )
+
+
+def signal_already_triaged(signal: Signal) -> str:
+    return f"That alert was already triaged: {_triage_outcome(signal)}"
+
+
+@dataclass(frozen=True)
+class DeclareDraft:
+    """What the declare form starts with when it is opened from an alert."""
+
+    signal_id: int
+    service: str | None
+    severity: int
+    description: str

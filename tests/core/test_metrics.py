@@ -7,9 +7,6 @@ them these tests skip locally; in CI (CI=true) they fail instead.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -21,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import Workspace
+from tests.support import Workspace, debian_tool, loopback_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,12 +40,7 @@ def scrape(workspace: Workspace) -> str:
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is missing; `make test` installs Debian's prometheus package")
-        pytest.skip(f"{name} is not installed (Debian package prometheus)")
-    return path
+    return debian_tool(name, "prometheus")
 
 
 def test_metrics_count_what_people_did(workspace: Workspace) -> None:
@@ -95,12 +87,6 @@ def test_promtool_accepts_the_exposition(workspace: Workspace) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def prometheus(workspace: Workspace, tmp_path: Path) -> Iterator[str]:
     """A real Prometheus server scraping this TARS every second; yields its HTTP API's base URL."""
@@ -111,7 +97,7 @@ def prometheus(workspace: Workspace, tmp_path: Path) -> Iterator[str]:
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
         f"scrape_configs:\n  - job_name: tars\n    static_configs:\n      - targets: ['{target}']\n"
     )
-    port = _free_port()
+    port = loopback_port()
     server = subprocess.Popen(
         [
             binary,
