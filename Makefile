@@ -54,6 +54,7 @@ bench: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/ack_latency.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/delivery.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/startup.py
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/alert_storm.py
 
 ## lock: re-pin the image's dependencies with hashes (requirements.lock), after changing pyproject.toml
 lock: $(STAMP)

@@ -3,13 +3,15 @@
 Same slack_bolt App settings as bot.app.create_app (a WebClient on SLACK_API_URL, the signing secret,
 request verification, process_before_response=False, an 8-thread listener executor) and the same server
 (bot.ingress.http_server.HttpServer: waitress, 8 threads). `/incident` and every block_actions click are acked with a short
-ephemeral text and nothing else, so whatever TARS costs on top of this is TARS's own.
+ephemeral text and nothing else, so whatever TARS costs on top of this is TARS's own. `POST /signals/...` (for
+bench/alert_storm.py) reads and parses the JSON body and answers 200.
 
 Run by ack_latency.py in its own process: PORT, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -51,6 +53,14 @@ def build_wsgi() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[byte
     slack = SlackRequestHandler(bolt)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/signals/"):
+            # The floor for bench/alert_storm.py: read and parse the alert, answer 200, keep nothing.
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            answer = json.dumps({"alerts": len(json.loads(body).get("alerts", []))}).encode()
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))]
+            )
+            return [answer]
         if environ.get("PATH_INFO") == "/healthz":
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "15")])
             return [b'{"status":"ok"}']

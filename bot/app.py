@@ -133,6 +133,9 @@ def build_tars(
         incidents_channel=config.incidents_channel,
         report_threshold=config.signals.customer_reports,
         report_window=config.signals.report_window,
+        digest_after=config.signals.digest_after,
+        auto_declare=config.signals.auto_declare,
+        declare_in=lambda session, command, actor: flows.declare_in(session, command, actor=actor),
     )
     delivery.after_sent("triage_post", signals.card_posted)
     return Tars(

@@ -129,5 +129,6 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
         case Show(incident_id):
             incident, events = flows.incident_with_timeline(incident_id)
             advice = tars.remediation.advice_for(incident) if incident.is_open else None
-            return rendering.incident_detail_text(incident, events, advice=advice)
+            signals = tars.signals.of_incident(incident_id)
+            return rendering.incident_detail_text(incident, events, advice=advice, signals=signals)
     return None

@@ -62,23 +62,23 @@ class AnnouncementSenders:
     # --- one sender per kind ----------------------------------------------------------------------------------
 
     def _triage_card(self, group: Group) -> tuple[Signal, str, list[dict[str, Any]]]:
-        """The signal and its card, rendered from the newest state (with the reports it gathers, if any)."""
+        """The signal and its card, rendered from the newest state (with the signals it gathers, if any)."""
         with reading(self.sessions) as session:
             signal = session.get(Signal, int(group.head.payload["signal_id"]))
             if signal is None:
                 raise PermanentFailure("the signal no longer exists")
-            reports = (
+            members = (
                 list(
                     session.scalars(
-                        select(Signal).where(Signal.id.in_(signal.report_ids)).order_by(Signal.id)
+                        select(Signal).where(Signal.id.in_(signal.member_ids)).order_by(Signal.id)
                     )
                 )
-                if signal.report_ids
+                if signal.member_ids
                 else []
             )
         service = self.services.get(signal.service or "")
         text, blocks = rendering.triage_card(
-            signal, oncall=service.oncall if service else None, reports=reports
+            signal, oncall=service.oncall if service else None, members=members
         )
         return signal, text, blocks
 

@@ -200,6 +200,26 @@ class PagerDutyConfig(BaseModel):
     events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
 
+class AutoDeclareRule(BaseModel):
+    """Alerts whose labels (or CloudWatch dimensions, or webhook fields) all match are declared at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: dict[str, str] = Field(min_length=1)
+    severity: int
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> int:
+        text = str(value).strip().upper()
+        if text not in ("P1", "P2", "P3", "P4"):
+            raise ValueError(f"must be P1, P2, P3 or P4, got {value!r}")
+        return int(text[1])
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in self.match.items())
+
+
 class SignalsConfig(BaseModel):
     """How alerts find their catalog service. The endpoints' secrets come from the environment."""
 
@@ -210,6 +230,10 @@ class SignalsConfig(BaseModel):
     # CloudWatch: the alarm dimension that names the service, then alarm-name prefixes ("payments-" → payments).
     dimension: str = Field(default="Service", min_length=1, max_length=64)
     alarm_prefixes: dict[str, str] = Field(default_factory=dict)
+    # Off unless listed: the runbook asks for a person to confirm an alert. The first matching rule wins.
+    auto_declare: list[AutoDeclareRule] = Field(default_factory=list)
+    # Past this many untriaged alerts firing for one service, the next ones share one digest card.
+    digest_after: int = Field(default=5, ge=1, le=1000)
     # This many distinct customer reports about one service within report_window put a triage card up.
     customer_reports: int = Field(default=3, ge=1, le=100)
     report_window: Duration = timedelta(minutes=5)

@@ -54,22 +54,29 @@ class IncidentFlows:
     ) -> Incident:
         """Declare, announce and page; `also` runs in the same transaction (e.g. linking the alert it came
         from), so the incident never exists without it."""
+        with transaction(self.sessions) as session:
+            incident = self.declare_in(session, command, actor=actor, origin_channel=origin_channel)
+            if also is not None:
+                also(session, incident)
+        return incident
+
+    def declare_in(
+        self, session: Session, command: Declare, *, actor: str, origin_channel: str | None = None
+    ) -> Incident:
+        """Declare inside the caller's transaction: the incident, its card and its pages commit with it."""
         channel = self.incidents_channel or origin_channel
         if not channel:
             raise DomainError("TARS does not know where to announce incidents: set TARS_INCIDENTS_CHANNEL.")
-        with transaction(self.sessions) as session:
-            change = self.service.declare(
-                session,
-                service=command.service,
-                severity=command.severity,
-                description=command.description,
-                impact=command.impact,
-                reporter=actor,
-            )
-            if also is not None:
-                also(session, change.incident)
-            self.outbox.post_card(session, change.incident, channel)
-            self.pager.page(session, change.incident)
+        change = self.service.declare(
+            session,
+            service=command.service,
+            severity=command.severity,
+            description=command.description,
+            impact=command.impact,
+            reporter=actor,
+        )
+        self.outbox.post_card(session, change.incident, channel)
+        self.pager.page(session, change.incident)
         incident = change.incident
         incident.channel_id = incident.channel_id or channel
         return incident

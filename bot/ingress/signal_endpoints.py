@@ -86,7 +86,12 @@ class SignalEndpoints:
         return _answer(
             start_response,
             "200 OK",
-            {"new": received.new, "repeated": received.repeated, "attached": received.attached},
+            {
+                "new": received.new,
+                "repeated": received.repeated,
+                "attached": received.attached,
+                "declared": received.declared,
+            },
         )
 
     def _report(self, start_response: Callable[..., Any], report: CustomerReport) -> Iterable[bytes]:

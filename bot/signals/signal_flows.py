@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.comms.outbox import Outbox
 from bot.core.clock import Clock
-from bot.core.database import table_of, transaction
+from bot.core.database import reading, table_of, transaction
 from bot.core.domain_errors import DomainError
-from bot.core.settings import ServiceConfig
+from bot.core.settings import AutoDeclareRule, ServiceConfig
+from bot.incidents import input_rules
+from bot.incidents.command_parser import Declare
 from bot.incidents.incident_records import OPEN_STATUSES, Incident
 from bot.incidents.lifecycle import IncidentService
 from bot.signals.signal_records import ReportOutcome, Signal, SignalState, Triage
@@ -32,9 +34,15 @@ from bot.slack import rendering
 log = logging.getLogger(__name__)
 
 SIGNAL_ACTOR = "tars"
+# IncidentFlows.declare_in: declare inside the caller's transaction, as `actor`.
+DeclareIn = Callable[[Session, Declare, str], Incident]
 REPORT_SOURCE = "customer_report"
-# Enough customer reports about one service, shown together on one triage card.
+# Rows that gather other signals on one triage card, one per service at a time: enough customer reports about
+# it, and an alert storm's digest.
 CLUSTER_SOURCE = "customer_reports"
+DIGEST_SOURCE = "digest"
+GATHERING_SOURCES = (CLUSTER_SOURCE, DIGEST_SOURCE)
+UNROUTED = "unrouted"
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Received:
     new: int = 0
     repeated: int = 0
     attached: int = 0
+    declared: int = 0
 
 
 class SignalFlows:
@@ -56,7 +65,13 @@ class SignalFlows:
         incidents_channel: str | None,
         report_threshold: int = 3,
         report_window: timedelta = timedelta(minutes=5),
+        digest_after: int = 5,
+        auto_declare: Sequence[AutoDeclareRule] = (),
+        declare_in: DeclareIn | None = None,
     ) -> None:
+        self.auto_declare = list(auto_declare)
+        self.declare_in = declare_in
+        self.digest_after = digest_after
         self.report_threshold = report_threshold
         self.report_window = report_window
         self.sessions = sessions
@@ -69,25 +84,41 @@ class SignalFlows:
     # --- in from the sources ----------------------------------------------------------------------------------
 
     def receive(self, signals: list[IncomingSignal]) -> Received:
-        new = repeated = attached = 0
+        new = repeated = attached = declared = 0
+        # One service at a time, in a fixed order, holding the service's digest row: two requests deciding at
+        # once whether a storm has begun would each see the other's alerts missing (and neither would lock
+        # a signal of a service the other holds first).
+        by_service = sorted(signals, key=lambda s: (self._route(s) or "", s.source, s.fingerprint))
         with transaction(self.sessions) as session:
-            for incoming in signals:
+            held: set[str | None] = set()
+            for incoming in by_service:
+                service = self._route(incoming)
+                if service not in held:
+                    self._gathering_row(session, DIGEST_SOURCE, service)
+                    held.add(service)
                 signal, created = self._upsert(session, incoming)
                 if created:
                     new += 1
                     if self._attach_to_open_incident(session, signal):
                         attached += 1
-                    else:
+                    elif self._declare_automatically(session, signal):
+                        declared += 1
+                    elif not self._into_digest(session, signal):
                         self._post_card(session, signal)
                 else:
                     repeated += 1
                     self._seen_again(session, signal, incoming)
-        return Received(new, repeated, attached)
+        return Received(new, repeated, attached, declared)
 
-    def _upsert(self, session: Session, incoming: IncomingSignal) -> tuple[Signal, bool]:
+    def _route(self, incoming: IncomingSignal) -> str | None:
+        return incoming.service_hint if incoming.service_hint in self.services else None
+
+    def _upsert(
+        self, session: Session, incoming: IncomingSignal, *, triage: Triage = Triage.OPEN
+    ) -> tuple[Signal, bool]:
         """The signal's row, locked; created when this is the first time its fingerprint arrives."""
         now = self.clock.now()
-        service = incoming.service_hint if incoming.service_hint in self.services else None
+        service = self._route(incoming)
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         created = session.execute(
             insert(table_of(Signal))
@@ -100,7 +131,7 @@ class SignalFlows:
                 severity_hint=incoming.severity_hint,
                 labels=incoming.labels,
                 state=incoming.state.value,
-                triage=Triage.OPEN.value,
+                triage=triage.value,
                 since=incoming.since,
                 first_seen=now,
                 last_seen=now,
@@ -148,6 +179,9 @@ class SignalFlows:
             self.outbox.thread_note(session, incident, text)
         if signal.card_ts is not None or signal.triage == Triage.OPEN.value:
             self.outbox.triage_refresh(session, signal.id)
+        gathering = self._gathering_holding(session, signal)
+        if gathering is not None:
+            self.outbox.triage_refresh(session, gathering.id)
 
     def _attach_to_open_incident(self, session: Session, signal: Signal) -> bool:
         if signal.service is None or signal.state != SignalState.FIRING.value:
@@ -167,6 +201,31 @@ class SignalFlows:
             data={"signal_id": signal.id},
         )
         self.outbox.thread_note(session, incident, text)
+        return True
+
+    def _declare_automatically(self, session: Session, signal: Signal) -> bool:
+        """Opt-in per route (signals.auto_declare): declare and page at once, saying it was automatic."""
+        if signal.service is None or signal.state != SignalState.FIRING.value or self.declare_in is None:
+            return False
+        rule = next((rule for rule in self.auto_declare if rule.matches(signal.labels)), None)
+        if rule is None:
+            return False
+        words = " ".join(f"{signal.title}: {signal.summary}".split()) if signal.summary else signal.title
+        command = Declare(signal.service, rule.severity, words[: input_rules.DESCRIPTION.limit])
+        incident = self.declare_in(session, command, SIGNAL_ACTOR)
+        signal.triage, signal.triaged_by, signal.incident_id = (
+            Triage.DECLARED.value,
+            SIGNAL_ACTOR,
+            incident.id,
+        )
+        self.incidents.record(
+            session,
+            incident,
+            actor=SIGNAL_ACTOR,
+            kind="signal_confirmed",
+            text=rendering.declared_automatically_text(signal),
+            data={"signal_id": signal.id, "source": signal.source, "fingerprint": signal.fingerprint},
+        )
         return True
 
     def _post_card(self, session: Session, signal: Signal) -> None:
@@ -219,32 +278,22 @@ class SignalFlows:
                 )
                 self.outbox.thread_note(session, incident, text_note)
                 return self._outcome(service, incident.ref, 1, posted=False)
+            cluster = self._gathering_row(session, CLUSTER_SOURCE, service)
             recent = self._open_reports(session, service, since=now - self.report_window)
-            cluster = self._open_cluster(session, service)
-            if cluster is not None:
-                self._add_to_cluster(session, cluster, recent)
+            posted = False
+            if cluster.triage != Triage.OPEN.value:
+                if len(recent) < self.report_threshold:
+                    return self._outcome(service, None, len(recent), posted=False)
+                self._begin_episode(cluster)
+                cluster.since = min(r.first_seen for r in recent)
+                posted = True
+            self._gather(cluster, recent)
+            cluster.title = rendering.report_cluster_title(cluster.count, service, self.report_window)
+            if posted:
+                self._post_card(session, cluster)
+            else:
                 self.outbox.triage_refresh(session, cluster.id)
-                return self._outcome(service, None, cluster.count, posted=False)
-            if len(recent) < self.report_threshold:
-                return self._outcome(service, None, len(recent), posted=False)
-            cluster, _ = self._upsert(
-                session,
-                IncomingSignal(
-                    source=CLUSTER_SOURCE,
-                    fingerprint=f"{service}:{now.isoformat()}",
-                    state=SignalState.FIRING,
-                    title="",
-                    summary="",
-                    service_hint=service,
-                    severity_hint=None,
-                    labels={},
-                    since=min(r.first_seen for r in recent),
-                    raw="",
-                ),
-            )
-            self._add_to_cluster(session, cluster, recent)
-            self._post_card(session, cluster)
-            return self._outcome(service, None, len(recent), posted=True)
+            return self._outcome(service, None, cluster.count, posted=posted)
 
     def _outcome(self, service: str, attached_to: str | None, count: int, *, posted: bool) -> ReportOutcome:
         return ReportOutcome(service, attached_to, count, self.report_threshold, self.report_window, posted)
@@ -263,26 +312,86 @@ class SignalFlows:
             )
         )
 
-    def _open_cluster(self, session: Session, service: str) -> Signal | None:
-        return session.scalars(
-            select(Signal)
-            .where(
-                Signal.source == CLUSTER_SOURCE, Signal.service == service, Signal.triage == Triage.OPEN.value
-            )
-            .order_by(Signal.id.desc())
-            .limit(1)
-            .with_for_update()
-        ).first()
+    # --- cards that gather signals: customer reports, an alert storm's digest ---------------------------------
 
-    def _add_to_cluster(self, session: Session, cluster: Signal, reports: list[Signal]) -> None:
-        ids = cluster.report_ids
-        ids += [report.id for report in reports if report.id not in ids]
-        for report in reports:
-            report.triage = Triage.ATTACHED.value
-        cluster.labels = {"reports": ",".join(str(i) for i in ids)}
-        cluster.count = len(ids)
-        cluster.last_seen = self.clock.now()
-        cluster.title = rendering.report_cluster_title(len(ids), cluster.service or "", self.report_window)
+    def _into_digest(self, session: Session, signal: Signal) -> bool:
+        """Once more than `digest_after` alerts are firing untriaged for one service, the next ones go on a
+        single digest card instead of a card each: a storm must not drown the channel."""
+        digest = self._gathering_row(session, DIGEST_SOURCE, signal.service)
+        posted = False
+        if digest.triage != Triage.OPEN.value:
+            firing = session.scalar(
+                select(func.count())
+                .select_from(Signal)
+                .where(
+                    Signal.service.is_(None) if signal.service is None else Signal.service == signal.service,
+                    Signal.source.not_in([REPORT_SOURCE, *GATHERING_SOURCES]),
+                    Signal.triage == Triage.OPEN.value,
+                    Signal.state == SignalState.FIRING.value,
+                    Signal.id != signal.id,
+                )
+            )
+            if int(firing or 0) < self.digest_after:
+                return False
+            self._begin_episode(digest)
+            posted = True
+        self._gather(digest, [signal])
+        digest.title = rendering.digest_title(digest.count)
+        if posted:
+            self._post_card(session, digest)
+        else:
+            self.outbox.triage_refresh(session, digest.id)
+        return True
+
+    def _gathering_row(self, session: Session, source: str, service: str | None) -> Signal:
+        """The service's one row of this gathering source, locked (made the first time, dormant). Holding it
+        serializes the decisions that start an episode; an episode reuses the row with a new card."""
+        row, _ = self._upsert(
+            session,
+            IncomingSignal(
+                source=source,
+                fingerprint=service or UNROUTED,
+                state=SignalState.RESOLVED,
+                title="",
+                summary="",
+                service_hint=service,
+                severity_hint=None,
+                labels={},
+                since=self.clock.now(),
+                raw="",
+            ),
+            triage=Triage.DORMANT,
+        )
+        return row
+
+    def _begin_episode(self, row: Signal) -> None:
+        now = self.clock.now()
+        row.triage, row.triaged_by, row.incident_id = Triage.OPEN.value, None, None
+        row.card_channel = row.card_ts = row.resolved_at = None
+        row.labels, row.count, row.state = {}, 0, SignalState.FIRING.value
+        row.since = row.first_seen = row.last_seen = now
+
+    def _gather(self, gathering: Signal, members: list[Signal]) -> None:
+        ids = gathering.member_ids
+        ids += [member.id for member in members if member.id not in ids]
+        for member in members:
+            member.triage = Triage.ATTACHED.value
+        gathering.labels = {"members": ",".join(str(i) for i in ids)}
+        gathering.count = len(ids)
+        gathering.last_seen = self.clock.now()
+
+    def _gathering_holding(self, session: Session, signal: Signal) -> Signal | None:
+        if (
+            signal.card_ts is not None
+            or signal.triage != Triage.ATTACHED.value
+            or signal.incident_id is not None
+        ):
+            return None
+        source = CLUSTER_SOURCE if signal.source == REPORT_SOURCE else DIGEST_SOURCE
+        gathering = self._gathering_row(session, source, signal.service)
+        if gathering.triage == Triage.OPEN.value and signal.id in gathering.member_ids:
+            return gathering
+        return None
 
     def _open_incident_of(self, session: Session, service: str) -> Incident | None:
         return session.execute(
@@ -291,6 +400,18 @@ class SignalFlows:
             .order_by(Incident.severity, Incident.id)
             .limit(1)
         ).scalar_one_or_none()
+
+    def of_incident(self, incident_id: int) -> list[Signal]:
+        """The alerts and reports linked to an incident, newest first (the cards that gathered them left out)."""
+        with reading(self.sessions) as session:
+            return list(
+                session.scalars(
+                    select(Signal)
+                    .where(Signal.incident_id == incident_id, Signal.source.not_in(GATHERING_SOURCES))
+                    .order_by(Signal.last_seen.desc(), Signal.id.desc())
+                    .limit(100)
+                )
+            )
 
     # --- from the triage card ---------------------------------------------------------------------------------
 
@@ -304,8 +425,7 @@ class SignalFlows:
     def dismiss(self, signal_id: int, *, actor: str) -> Signal:
         with transaction(self.sessions) as session:
             signal = self._open_for_triage(session, signal_id)
-            signal.triage = Triage.DISMISSED.value
-            signal.triaged_by = actor
+            self._triaged(session, signal, Triage.DISMISSED, actor, incident_id=None)
             self.outbox.triage_refresh(session, signal.id)
         return signal
 
@@ -315,9 +435,7 @@ class SignalFlows:
 
         def link(session: Session, incident: Incident) -> None:
             signal = self._open_for_triage(session, signal_id)
-            signal.triage = Triage.DECLARED.value
-            signal.triaged_by = actor
-            signal.incident_id = incident.id
+            self._triaged(session, signal, Triage.DECLARED, actor, incident_id=incident.id)
             self.incidents.record(
                 session,
                 incident,
@@ -329,6 +447,20 @@ class SignalFlows:
             self.outbox.triage_refresh(session, signal.id)
 
         return link
+
+    def _triaged(
+        self, session: Session, signal: Signal, triage: Triage, actor: str, *, incident_id: int | None
+    ) -> None:
+        """The signal, and every signal its card gathers, get the same outcome."""
+        gathered = (
+            list(session.scalars(select(Signal).where(Signal.id.in_(signal.member_ids))))
+            if signal.member_ids
+            else []
+        )
+        for row in (signal, *gathered):
+            row.triage = triage.value
+            row.triaged_by = actor
+            row.incident_id = incident_id
 
     def _open_for_triage(self, session: Session, signal_id: int) -> Signal:
         signal = session.get(Signal, signal_id, with_for_update=True)

@@ -25,6 +25,7 @@ class Triage(StrEnum):
     DECLARED = "declared"  # confirmed as real: an incident was declared from it
     ATTACHED = "attached"  # belongs to an incident already open
     DISMISSED = "dismissed"  # a fluke
+    DORMANT = "dormant"  # a gathering row (customer reports, a storm's digest) between episodes
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,6 @@ class Signal(Base):
         return f"signal {self.id}"
 
     @property
-    def report_ids(self) -> list[int]:
-        """For a card of customer reports: the reports it gathers."""
-        return [int(i) for i in self.labels.get("reports", "").split(",") if i.isdigit()]
+    def member_ids(self) -> list[int]:
+        """For a card that gathers signals (customer reports, an alert storm's digest): the signals it gathers."""
+        return [int(i) for i in self.labels.get("members", "").split(",") if i.isdigit()]

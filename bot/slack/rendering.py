@@ -450,9 +450,16 @@ def _clip_lines(lines: list[str], budget: int, more: Callable[[int], str]) -> st
     return "\n".join(kept)
 
 
+SIGNALS_SHOWN = 10
+
+
 @_fitted_text
 def incident_detail_text(
-    incident: Incident, events: Sequence[TimelineEvent], *, advice: str | None = None
+    incident: Incident,
+    events: Sequence[TimelineEvent],
+    *,
+    advice: str | None = None,
+    signals: Sequence[Signal] = (),
 ) -> str:
     """`/incident show`: the incident, then its timeline; a long timeline keeps its latest entries."""
     lines = [
@@ -484,6 +491,14 @@ def incident_detail_text(
             f"Users affected: {users}",
             f"Post-mortem: {postmortem_line(incident)}",
         ]
+    if signals:
+        lines.append(f"*Signals* ({len(signals)})")
+        lines += [
+            f"• [{s.state}] {escape(s.source)}: {_short(s.title, 200)} · {s.count}× · last {fmt_time(s.last_seen)}"
+            for s in signals[:SIGNALS_SHOWN]
+        ]
+        if len(signals) > SIGNALS_SHOWN:
+            lines.append(f"…and {len(signals) - SIGNALS_SHOWN} more")
     lines.append("*Timeline*")
     tail = [f"*Rollback advice*: {escape(advice)}"] if advice else []
     head = "\n".join(lines)
@@ -1267,7 +1282,7 @@ def _signal_line(signal: Signal) -> str:
 
 @_fitted_message
 def triage_card(
-    signal: Signal, *, oncall: str | None, reports: Sequence[Signal] = ()
+    signal: Signal, *, oncall: str | None, members: Sequence[Signal] = ()
 ) -> tuple[str, list[Block]]:
     """🔔 An alert (or enough customer reports) nobody has triaged yet: declare it, or dismiss it as a fluke."""
     headline = f"🔔 {_signal_line(signal)}"
@@ -1282,8 +1297,11 @@ def triage_card(
         facts.append("*Service:* unrouted (no catalog service named in it)")
     labels = " · ".join(f"{escape(k)}={escape(v)}" for k, v in sorted(signal.labels.items()))
     blocks: list[Block] = [_section(f"*{headline}*"), _section("\n".join(facts))]
-    if reports:
-        blocks.append(_section("\n".join(f"• {_reporter(r)}: {escape(r.summary)}" for r in reports)))
+    if members:
+        lines = [_member_line(member) for member in members[:GATHERED_SHOWN]]
+        if len(members) > GATHERED_SHOWN:
+            lines.append(f"…and {len(members) - GATHERED_SHOWN} more")
+        blocks.append(_section("\n".join(lines)))
     elif labels:
         blocks.append(_context(labels))
     triage = Triage(signal.triage)
@@ -1340,6 +1358,18 @@ def signal_confirmed_text(signal: Signal, actor: str) -> str:
 
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+GATHERED_SHOWN = 20
+
+
+def _member_line(member: Signal) -> str:
+    if member.source == "customer_report":
+        return f"• {_reporter(member)}: {escape(member.summary)}"
+    summary = f" — {escape(member.summary)}" if member.summary else ""
+    return f"• [{member.state}] {escape(member.title)}{summary}"
+
+
+def digest_title(count: int) -> str:
+    return f"{count} more alerts firing at once"
 
 
 def _reporter(report: Signal) -> str:
@@ -1381,6 +1411,11 @@ def report_reply(outcome: ReportOutcome) -> str:
         f"Thanks: recorded. {outcome.in_window} of {outcome.threshold} reports about {service} within {window}; "
         "at that many TARS asks the on-call to triage."
     )
+
+
+@_fitted_text
+def declared_automatically_text(signal: Signal) -> str:
+    return f"Declared automatically from alert {escape(signal.title)} ({escape(signal.source)}, {signal.ref})"
 
 
 def signal_already_triaged(signal: Signal) -> str:

@@ -30,13 +30,16 @@ def post(team: Workspace, path: str, body: bytes, headers: dict[str, str]) -> tu
 
 
 def signal_count(team: Workspace) -> int:
+    """Signals stored, leaving out the dormant rows a service's digest and report cards reuse."""
     with Session(team.engine) as session:
-        return int(session.scalar(select(func.count()).select_from(Signal)) or 0)
+        statement = select(func.count()).select_from(Signal).where(Signal.triage != "dormant")
+        return int(session.scalar(statement) or 0)
 
 
 def stored_signal(team: Workspace) -> Signal:
     with Session(team.engine) as session:
-        signal = session.scalars(select(Signal).order_by(Signal.id.desc())).first()
+        latest = select(Signal).where(Signal.triage != "dormant").order_by(Signal.id.desc())
+        signal = session.scalars(latest).first()
         assert signal is not None
         return signal
 

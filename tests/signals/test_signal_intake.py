@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.core.clock import FrozenClock
+from bot.core.settings import AutoDeclareRule, SignalsConfig
 from bot.ingress.signal_endpoints import sign_webhook
 from bot.slack import rendering
 from sandbox.emulator import SlackEmulator
@@ -82,7 +83,7 @@ def signed_webhook(team: Workspace, payload: dict[str, Any], *, age: int = 0, se
 
 def test_an_alert_with_the_bearer_token_posts_a_triage_card_naming_the_oncall(team: Workspace) -> None:
     status, answer = from_alertmanager(team, group(alert()))
-    assert (status, answer) == (200, {"new": 1, "repeated": 0, "attached": 0})
+    assert (status, answer) == (200, {"new": 1, "repeated": 0, "attached": 0, "declared": 0})
     [card] = triage_cards(team)
     assert card.text == "🔔 [firing] payments: HighErrorRate — 5xx above 5% for 5 minutes"
     shown = json.dumps(card.blocks)
@@ -258,3 +259,42 @@ def test_a_triage_button_on_another_message_is_refused(team: Workspace) -> None:
     )
     team.ephemeral_to("U0BOB", "belongs to another card")
     assert stored_signal(team).triage == "open"
+
+
+def test_auto_declare_is_opt_in_per_route_and_says_it_was_automatic(
+    slack: SlackEmulator, engine: Engine, clock: FrozenClock
+) -> None:
+    rules = [AutoDeclareRule(match={"severity": "critical", "team": "payments"}, severity="P1")]
+    signals = SignalsConfig(auto_declare=rules)
+    with start_tars(slack, engine, clock, alertmanager_token=TOKEN, signals=signals) as running:
+        team = Workspace(running, slack, engine, clock)
+        warning = alert("SlowQueries", fingerprint="w1")
+        status, answer = from_alertmanager(team, group(warning))
+        assert answer["declared"] == 0 and team.incident_count() == 0  # "team" is not on it: triage as usual
+        critical = alert(fingerprint="c1")
+        critical["labels"]["team"] = "payments"
+        status, answer = from_alertmanager(team, group(critical))
+        assert (status, answer["declared"]) == (200, 1)
+        incident = team.latest_incident()
+        assert (incident.service, incident.severity) == ("payments", 1)
+        assert incident.description == "HighErrorRate: 5xx above 5% for 5 minutes"
+        event = next(e for e in team.timeline(incident.id) if e.kind == "signal_confirmed")
+        assert event.text.startswith("Declared automatically from alert HighErrorRate (alertmanager")
+        team.settle()
+        assert [m.text for m in triage_cards(team)] == [
+            "🔔 [firing] payments: SlowQueries — 5xx above 5% for 5 minutes"
+        ]
+        assert team.channel_posts("🚨")
+        # The on-call is paged at once, as for any declaration.
+        team.wait_until(
+            lambda: any(c.args.get("users") == "U0PAYONCALL" for c in slack.calls_to("conversations.open")),
+            message="the on-call was not paged",
+        )
+
+
+def test_show_lists_the_signals_of_an_incident(team: Workspace) -> None:
+    incident = team.declare()
+    from_alertmanager(team, group(alert(), alert("LatencyHigh", fingerprint="l1", summary="p99 2s")))
+    shown = str(json.loads(team.command(f"show {incident.id}").body)["text"])
+    assert "*Signals* (2)" in shown
+    assert "• [firing] alertmanager: HighErrorRate · 1×" in shown and "LatencyHigh" in shown
