@@ -45,6 +45,18 @@ def register(app: App, tars: Tars) -> None:
             view=rendering.declare_modal(tars.config.services, channel_id=origin_channel(body), draft=draft),
         )
 
+    @app.action(rendering.TRIAGE_ATTACH_ACTION)
+    @guarded
+    def attach(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
+        option = action.get("selected_option")
+        value = option.get("value") if isinstance(option, dict) else None
+        signal_part, _, incident_part = value.partition(":") if isinstance(value, str) else ("", "", "")
+        if not _ID.fullmatch(incident_part) or not 0 < int(incident_part) < 2**31:
+            raise UsageError("That choice does not name an incident; pick one from the card's list.")
+        signal = clicked_signal({"value": signal_part}, body)
+        tars.signals.attach(signal.id, int(incident_part), actor=acting_user(body))
+        ack()
+
     @app.action(rendering.TRIAGE_DISMISS_ACTION)
     @guarded
     def dismiss(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:

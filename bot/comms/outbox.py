@@ -147,7 +147,16 @@ class Outbox:
         self.add(session, None, "triage_post", payload, lane=TRIAGE_LANE, priority=CARD)
 
     def triage_refresh(self, session: Session, signal_id: int) -> None:
-        self.add(session, None, "triage_refresh", {"signal_id": signal_id}, lane=TRIAGE_LANE, priority=CARD)
+        """Like a card refresh: one already queued and not yet taken will show this transaction's state too."""
+        payload = {"signal_id": signal_id}
+        if rows_for(session).holds(_OUTBOX, kind="triage_refresh", payload=payload):
+            return
+        if (
+            session.connection().execute(_JOIN_PENDING_TRIAGE_REFRESH, {"signal": signal_id}).first()
+            is not None
+        ):
+            return
+        self.add(session, None, "triage_refresh", payload, lane=TRIAGE_LANE, priority=CARD)
 
     def direct_message(
         self, session: Session, incident: Incident, user: str, text: str, *, record: list[str] | None = None
@@ -190,6 +199,21 @@ _JOIN_PENDING_REFRESH = (
         _OUTBOX.c.kind == "card_refresh",
         _OUTBOX.c.state == OutboxState.PENDING.value,
         _OUTBOX.c.locked_by.is_(None),
+    )
+    .values(state=OutboxState.PENDING.value)
+    .returning(_OUTBOX.c.id)
+)
+
+
+_JOIN_PENDING_TRIAGE_REFRESH = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.incident_id.is_(None),
+        _OUTBOX.c.lane == TRIAGE_LANE,
+        _OUTBOX.c.kind == "triage_refresh",
+        _OUTBOX.c.state == OutboxState.PENDING.value,
+        _OUTBOX.c.locked_by.is_(None),
+        _OUTBOX.c.payload["signal_id"].as_integer() == bindparam("signal"),
     )
     .values(state=OutboxState.PENDING.value)
     .returning(_OUTBOX.c.id)

@@ -19,14 +19,16 @@ from bot.comms.announcer import Announcer
 from bot.comms.delivery import RETRYABLE_SLACK_ERRORS, Group, PermanentFailure, RetryLater, Sender
 from bot.core.database import reading
 from bot.core.settings import ServiceConfig
-from bot.incidents.incident_records import Incident
+from bot.incidents.incident_records import OPEN_STATUSES, Incident
 from bot.remediation.action_records import ActionRequest
-from bot.signals.signal_records import Signal
+from bot.signals.signal_records import Signal, Triage
 from bot.slack import rendering
 from integrations.pagerduty import PagerDutyEvents, PageRequest
 from integrations.plans import IntegrationError
 
 log = logging.getLogger(__name__)
+# A triage card offers to attach its alert to at most this many open incidents, most severe first.
+ATTACH_CHOICES = 10
 T = TypeVar("T")
 
 
@@ -76,9 +78,24 @@ class AnnouncementSenders:
                 if signal.member_ids
                 else []
             )
+            open_incidents = (
+                list(
+                    session.scalars(
+                        select(Incident)
+                        .where(Incident.status.in_([s.value for s in OPEN_STATUSES]))
+                        .order_by(Incident.severity, Incident.id.desc())
+                        .limit(ATTACH_CHOICES)
+                    )
+                )
+                if signal.triage == Triage.OPEN.value
+                else []
+            )
         service = self.services.get(signal.service or "")
         text, blocks = rendering.triage_card(
-            signal, oncall=service.oncall if service else None, members=members
+            signal,
+            oncall=service.oncall if service else None,
+            members=members,
+            open_incidents=open_incidents,
         )
         return signal, text, blocks
 

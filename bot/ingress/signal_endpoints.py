@@ -60,7 +60,7 @@ class SignalEndpoints:
         self.services = config.services
         self.alertmanager_token = config.alertmanager_token
         self.webhook_secret = config.signal_webhook_secret
-        self.sns = SnsVerifier(config.signals.sns_url_pattern)
+        self.sns = SnsVerifier(config.signals.sns_url_pattern, now=clock.now)
 
     def handles(self, path: str) -> bool:
         return path.startswith(PREFIX)

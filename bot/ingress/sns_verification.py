@@ -14,6 +14,8 @@ import re
 import threading
 import urllib.request
 from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -24,6 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 FETCH_TIMEOUT_SECONDS = 5
 MAX_CERTIFICATE_BYTES = 64 * 1024
 KEPT_CERTIFICATES = 8
+# SNS retries a failed delivery for at most an hour (its longest HTTP retry policy); older is a replay.
+MAX_AGE = timedelta(hours=1)
+CLOCK_SKEW = timedelta(minutes=5)
 
 _SIGNED_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -58,8 +63,9 @@ class UnverifiedMessage(Exception):
 
 
 class SnsVerifier:
-    def __init__(self, url_pattern: str) -> None:
+    def __init__(self, url_pattern: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.url_pattern = re.compile(url_pattern)
+        self.now = now
         self._certificates: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -81,11 +87,24 @@ class SnsVerifier:
         canonical = "".join(
             f"{name}\n{message[name]}\n" for name in fields if isinstance(message.get(name), str)
         ).encode()
+        self._check_age(message.get("Timestamp"))
         key = self._certificate(message.get("SigningCertURL"))
         try:
             key.verify(signature_bytes, canonical, padding.PKCS1v15(), algorithm())
         except InvalidSignature:
             raise UnverifiedMessage("the signature does not match") from None
+
+    def _check_age(self, timestamp: Any) -> None:
+        """A signed message stays valid forever; one captured and replayed later must not be believed."""
+        try:
+            sent = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+        except ValueError:
+            raise UnverifiedMessage("Timestamp is not an ISO 8601 time") from None
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=UTC)
+        age = self.now() - sent
+        if age > MAX_AGE or age < -CLOCK_SKEW:
+            raise UnverifiedMessage("the message is stale: its Timestamp is too far from now")
 
     def allowed(self, url: Any) -> bool:
         return isinstance(url, str) and len(url) < 2048 and bool(self.url_pattern.match(url))

@@ -205,7 +205,12 @@ class SignalFlows:
 
     def _declare_automatically(self, session: Session, signal: Signal) -> bool:
         """Opt-in per route (signals.auto_declare): declare and page at once, saying it was automatic."""
-        if signal.service is None or signal.state != SignalState.FIRING.value or self.declare_in is None:
+        if (
+            signal.service is None
+            or signal.state != SignalState.FIRING.value
+            or self.declare_in is None
+            or not self.incidents_channel  # nowhere to announce it: a person declares from the card
+        ):
             return False
         rule = next((rule for rule in self.auto_declare if rule.matches(signal.labels)), None)
         if rule is None:
@@ -428,6 +433,27 @@ class SignalFlows:
             self._triaged(session, signal, Triage.DISMISSED, actor, incident_id=None)
             self.outbox.triage_refresh(session, signal.id)
         return signal
+
+    def attach(self, signal_id: int, incident_id: int, *, actor: str) -> Incident:
+        """From the card's "Attach to…": the alert belongs to an incident already open."""
+        with transaction(self.sessions) as session:
+            signal = self._open_for_triage(session, signal_id)
+            incident = self.incidents.get(session, incident_id)
+            if not incident.is_open:
+                raise DomainError(f"{incident.ref} is already resolved; declare a new incident instead.")
+            self._triaged(session, signal, Triage.ATTACHED, actor, incident_id=incident.id)
+            text = rendering.signal_attached_note(signal, actor)
+            self.incidents.record(
+                session,
+                incident,
+                actor=actor,
+                kind="signal_attached",
+                text=text,
+                data={"signal_id": signal.id},
+            )
+            self.outbox.thread_note(session, incident, text)
+            self.outbox.triage_refresh(session, signal.id)
+        return incident
 
     def link_declared(self, signal_id: int, *, actor: str) -> Callable[[Session, Incident], None]:
         """For IncidentFlows.declare: in the declaration's transaction, mark the signal confirmed and record

@@ -43,6 +43,7 @@ RESOLVE_ACTION = "incident_resolve"
 DECLARE_VIEW = "incident_declare"
 TRIAGE_DECLARE_PREFIX = "triage_declare_p"  # + severity
 TRIAGE_DISMISS_ACTION = "triage_dismiss"
+TRIAGE_ATTACH_ACTION = "triage_attach"
 RESOLVE_VIEW = "incident_resolve"
 
 # The reply to any request TARS cannot act on because its database does not answer.
@@ -1282,7 +1283,11 @@ def _signal_line(signal: Signal) -> str:
 
 @_fitted_message
 def triage_card(
-    signal: Signal, *, oncall: str | None, members: Sequence[Signal] = ()
+    signal: Signal,
+    *,
+    oncall: str | None,
+    members: Sequence[Signal] = (),
+    open_incidents: Sequence[Incident] = (),
 ) -> tuple[str, list[Block]]:
     """🔔 An alert (or enough customer reports) nobody has triaged yet: declare it, or dismiss it as a fluke."""
     headline = f"🔔 {_signal_line(signal)}"
@@ -1309,17 +1314,28 @@ def triage_card(
         if oncall:
             blocks.append(_context(f"{mention(oncall)} is this real? Declare it, or dismiss it as a fluke."))
         value = str(signal.id)
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"triage_{signal.id}",
-                "elements": [
-                    _button("Declare P1", f"{TRIAGE_DECLARE_PREFIX}1", value, "danger"),
-                    _button("Declare P2", f"{TRIAGE_DECLARE_PREFIX}2", value, "primary"),
-                    _button("Dismiss as fluke", TRIAGE_DISMISS_ACTION, value),
-                ],
-            }
-        )
+        elements = [
+            _button("Declare P1", f"{TRIAGE_DECLARE_PREFIX}1", value, "danger"),
+            _button("Declare P2", f"{TRIAGE_DECLARE_PREFIX}2", value, "primary"),
+        ]
+        if open_incidents:
+            # Part of an incident already open (for another service, or an alert TARS could not route).
+            elements.append(
+                {
+                    "type": "static_select",
+                    "action_id": TRIAGE_ATTACH_ACTION,
+                    "placeholder": _plain("Attach to…"),
+                    "options": [
+                        _option(
+                            f"{i.ref} [{severity_label(i.severity)}] {i.service}: {i.description}"[:75],
+                            f"{signal.id}:{i.id}",
+                        )
+                        for i in open_incidents
+                    ],
+                }
+            )
+        elements.append(_button("Dismiss as fluke", TRIAGE_DISMISS_ACTION, value))
+        blocks.append({"type": "actions", "block_id": f"triage_{signal.id}", "elements": elements})
     else:
         blocks.append(_context(_triage_outcome(signal)))
     if signal.state == SignalState.RESOLVED.value:
@@ -1334,12 +1350,13 @@ def _triage_outcome(signal: Signal) -> str:
     ref = f"INC-{signal.incident_id}" if signal.incident_id is not None else "an incident"
     if signal.triage == Triage.DECLARED.value:
         return f"Declared as {ref} by {who}."
-    return f"Attached to {ref}."
+    return f"Attached to {ref} by {who}."
 
 
 @_fitted_text
-def signal_attached_note(signal: Signal) -> str:
-    return f"🔔 Alert attached automatically ({escape(signal.source)}): {_signal_line(signal)}"
+def signal_attached_note(signal: Signal, actor: str | None = None) -> str:
+    how = f"by {mention(actor)}" if actor else "automatically"
+    return f"🔔 Alert attached {how} ({escape(signal.source)}): {_signal_line(signal)}"
 
 
 @_fitted_text

@@ -298,3 +298,24 @@ def test_show_lists_the_signals_of_an_incident(team: Workspace) -> None:
     shown = str(json.loads(team.command(f"show {incident.id}").body)["text"])
     assert "*Signals* (2)" in shown
     assert "• [firing] alertmanager: HighErrorRate · 1×" in shown and "LatencyHigh" in shown
+
+
+def test_attaching_from_the_card_puts_the_alert_on_an_open_incident(team: Workspace) -> None:
+    incident = team.declare()  # payments
+    from_alertmanager(team, group(alert(service="checkout", fingerprint="chk-1")))
+    [card] = triage_cards(team)
+    signal = stored_signal(team)
+    team.client.select_option(
+        user_id="U0BOB",
+        channel_id=CHANNEL,
+        message_ts=card.ts,
+        action_id=rendering.TRIAGE_ATTACH_ACTION,
+        option_value=f"{signal.id}:{incident.id}",
+    )
+    [card] = triage_cards(team)
+    assert f"Attached to INC-{incident.id} by <@U0BOB>." in json.dumps(card.blocks)
+    event = next(e for e in team.timeline(incident.id) if e.kind == "signal_attached")
+    assert event.actor == "U0BOB" and "checkout" in event.text
+    assert stored_signal(team).incident_id == incident.id
+    thread = team.slack.thread_replies(CHANNEL, str(team.incident(incident.id).card_ts))
+    assert any(m.text.startswith("🔔 Alert attached by <@U0BOB> (alertmanager)") for m in thread)

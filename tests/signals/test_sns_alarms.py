@@ -122,7 +122,7 @@ def signed(
         "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
         "TopicArn": TOPIC,
         "Message": alarm(),
-        "Timestamp": "2026-11-01T08:58:01.000Z",
+        "Timestamp": "2026-11-22T08:59:00.000Z",  # a minute before the tests' frozen clock
         "SignatureVersion": version,
         "SigningCertURL": f"{host.url}/SimpleNotificationService-test.pem",
         **fields,
@@ -191,6 +191,9 @@ def test_forged_foreign_or_unsigned_messages_are_refused_and_change_nothing(
     foreign = signed(key, host, TopicArn="arn:aws:sns:us-east-1:999999999999:someone-else")
     status, answer = deliver(team, foreign)
     assert status == 401 and "topic" in answer["error"]
+    stale = signed(key, host, Timestamp="2026-11-22T06:59:00.000Z")  # a capture replayed two hours later
+    status, answer = deliver(team, stale)
+    assert status == 401 and "stale" in answer["error"]
     unsigned = signed(key, host)
     del unsigned["Signature"]
     assert deliver(team, unsigned)[0] == 401
