@@ -46,6 +46,12 @@ TICK_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
     registry=REGISTRY,
 )
+SIGNAL_REQUESTS = Counter(
+    "tars_signal_requests_total",
+    "Requests to /signals/..., by source path and answer status (200, 400, 401, 404, 413, 503, ...).",
+    ["source", "status"],
+    registry=REGISTRY,
+)
 REMINDERS_FIRED = Counter(
     "tars_reminders_fired_total", "Reminders fired by the scheduler, by kind.", ["kind"], registry=REGISTRY
 )

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.core.clock import Clock
+from bot.core.metrics import SIGNAL_REQUESTS
 from bot.core.settings import Config
 from bot.ingress.sns_verification import SnsVerifier, UnverifiedMessage
 from bot.signals.signal_flows import SignalFlows
@@ -42,6 +43,7 @@ from bot.signals.signal_sources import (
 log = logging.getLogger(__name__)
 
 PREFIX = "/signals/"
+SOURCES = ("alertmanager", "sns", "webhook")
 MAX_BODY_BYTES = 1024 * 1024
 WINDOW_SECONDS = 300
 
@@ -66,6 +68,16 @@ class SignalEndpoints:
         return path.startswith(PREFIX)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")[len(PREFIX) :]
+        source = path if path in SOURCES else "other"
+
+        def counted(status: str, headers: list[tuple[str, str]]) -> Any:
+            SIGNAL_REQUESTS.labels(source, status.split(" ", 1)[0]).inc()
+            return start_response(status, headers)
+
+        return self._handle(environ, counted)
+
+    def _handle(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
             if environ.get("REQUEST_METHOD") != "POST":
                 raise Refused("405 Method Not Allowed", "POST only")

@@ -111,7 +111,9 @@ class SignalFlows:
         return Received(new, repeated, attached, declared)
 
     def _route(self, incoming: IncomingSignal) -> str | None:
-        return incoming.service_hint if incoming.service_hint in self.services else None
+        """The catalog service the signal names (catalog names are lower-case), or None: unrouted."""
+        hint = (incoming.service_hint or "").strip().lower()
+        return hint if hint in self.services else None
 
     def _upsert(
         self, session: Session, incoming: IncomingSignal, *, triage: Triage = Triage.OPEN

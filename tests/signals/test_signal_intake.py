@@ -16,6 +16,7 @@ from bot.core.settings import AutoDeclareRule, SignalsConfig
 from bot.ingress.signal_endpoints import sign_webhook
 from bot.slack import rendering
 from sandbox.emulator import SlackEmulator
+from tests.core.test_metrics import sample, scrape
 from tests.signals.signal_helpers import post, signal_count, stored_signal, triage_cards
 from tests.support import CHANNEL, Workspace, start_tars
 
@@ -319,3 +320,14 @@ def test_attaching_from_the_card_puts_the_alert_on_an_open_incident(team: Worksp
     assert stored_signal(team).incident_id == incident.id
     thread = team.slack.thread_replies(CHANNEL, str(team.incident(incident.id).card_ts))
     assert any(m.text.startswith("🔔 Alert attached by <@U0BOB> (alertmanager)") for m in thread)
+
+
+def test_metrics_count_signal_requests_by_source_and_answer(team: Workspace) -> None:
+    before = scrape(team)
+    accepted = sample(before, "tars_signal_requests_total", source="alertmanager", status="200")
+    refused = sample(before, "tars_signal_requests_total", source="alertmanager", status="401")
+    from_alertmanager(team, group(alert()))
+    from_alertmanager(team, group(alert()), token="forged")
+    after = scrape(team)
+    assert sample(after, "tars_signal_requests_total", source="alertmanager", status="200") == accepted + 1
+    assert sample(after, "tars_signal_requests_total", source="alertmanager", status="401") == refused + 1
