@@ -14,6 +14,7 @@ from bot.signals.signal_records import SignalState
 RAW_PAYLOAD_LIMIT = 8_000
 TEXT_LIMIT = 500
 FINGERPRINT_LIMIT = 255
+SEVERITY_LIMIT = 32
 MAX_ALERTS = 1_000  # Alertmanager's own max_alerts default is 0 (all); a group this big is a storm
 _NANOSECONDS = re.compile(r"(\.[0-9]{6})[0-9]+")
 
@@ -65,7 +66,7 @@ def from_alertmanager(body: bytes, *, service_label: str, now: datetime) -> list
                 title=_cut(name),
                 summary=_cut(annotations.get("summary") or annotations.get("description") or ""),
                 service_hint=labels.get(service_label),
-                severity_hint=labels.get("severity"),
+                severity_hint=_hint(labels.get("severity")),
                 labels=labels,
                 since=_time(alert.get("startsAt"), f"{where}.startsAt") or now,
                 raw=raw,
@@ -110,7 +111,7 @@ def from_webhook(body: bytes, *, now: datetime) -> IncomingSignal | CustomerRepo
         title=_cut(title.strip()),
         summary=_cut(details),
         service_hint=service,
-        severity_hint=severity,
+        severity_hint=_hint(severity),
         labels={key: value for key, value in (("service", service), ("severity", severity)) if value},
         since=now,
         raw=_raw(body),
@@ -231,6 +232,11 @@ def _time(value: Any, where: str) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _hint(severity: str | None) -> str | None:
+    """A severity label as stored (signals.severity_hint holds 32 characters)."""
+    return severity[:SEVERITY_LIMIT] if severity else None
 
 
 def _cut(text: str) -> str:

@@ -331,3 +331,17 @@ def test_metrics_count_signal_requests_by_source_and_answer(team: Workspace) -> 
     after = scrape(team)
     assert sample(after, "tars_signal_requests_total", source="alertmanager", status="200") == accepted + 1
     assert sample(after, "tars_signal_requests_total", source="alertmanager", status="401") == refused + 1
+
+
+def test_hostile_or_oversized_alert_text_is_stored_cut_and_shown_escaped(team: Workspace) -> None:
+    hostile = alert(summary="<!channel> ping <@U0BOB> & <https://evil.example|click>" + "x" * 2_000)
+    hostile["labels"]["severity"] = "s" * 200
+    hostile["labels"]["team"] = "<!here>"
+    status, _ = from_alertmanager(team, group(hostile))
+    assert status == 200
+    [card] = triage_cards(team)
+    shown = card.text + json.dumps(card.blocks)
+    assert "<!channel>" not in shown and "<!here>" not in shown and "<@U0BOB>" not in shown
+    assert "&lt;!channel&gt;" in card.text
+    signal = stored_signal(team)
+    assert signal.severity_hint == "s" * 32 and len(signal.summary) <= 500
