@@ -310,6 +310,14 @@ def in_batch(session: Session) -> bool:
     return BULK_ROWS in session.info
 
 
+def write_pending_rows(session: Session) -> None:
+    """Write the rows queued for this transaction's commit now, for a reader later in the same transaction."""
+    buffer: BulkRows | None = session.info.get(COMMIT_ROWS)
+    if buffer is not None:
+        session.flush()
+        buffer.write(session)
+
+
 def _write_commit_rows(session: Session) -> None:
     buffer: BulkRows | None = session.info.pop(COMMIT_ROWS, None)
     if buffer is not None:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, load_only
 
 from bot.comms.reminders import Planner
 from bot.core.clock import Clock
-from bot.core.database import table_of
+from bot.core.database import rows_for, table_of, write_pending_rows
 from bot.core.domain_errors import IllegalTransition, NotFound, UsageError
 from bot.core.settings import PolicyConfig, ServiceConfig
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
@@ -32,7 +32,7 @@ LIST_LIMIT = 50
 # Built once: building and hashing a statement per command cost more than running it.
 _LOAD_INCIDENT = select(Incident).where(Incident.id == bindparam("id"))
 _LOCK_INCIDENT = _LOAD_INCIDENT.with_for_update().execution_options(populate_existing=True)
-_RECORD = insert(table_of(TimelineEvent))
+_TIMELINE = table_of(TimelineEvent)
 _ATTACH_CARD = (
     update(table_of(Incident))
     .where(table_of(Incident).c.id == bindparam("incident_id"))
@@ -97,6 +97,7 @@ class IncidentService:
         return shown, total
 
     def timeline(self, session: Session, incident_id: int) -> list[TimelineEvent]:
+        write_pending_rows(session)
         statement = (
             select(TimelineEvent).where(TimelineEvent.incident_id == incident_id).order_by(TimelineEvent.id)
         )
@@ -134,8 +135,9 @@ class IncidentService:
             "text": text,
             "data": data or {},
         }
-        # Written now, not at commit: a reader later in the same transaction (a post-mortem draft) must see it.
-        session.connection().execute(_RECORD, row)
+        # Written at commit with the change's other rows, in the same round trip; `timeline` writes what is
+        # queued first, so a reader later in the transaction (a post-mortem draft) still sees it.
+        rows_for(session).add(_TIMELINE, row)
         return TimelineEvent(**row)
 
     def declare(
