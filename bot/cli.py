@@ -92,6 +92,14 @@ def cmd_check_config(_args: argparse.Namespace) -> int:
         f"configuration is valid: {'Socket' if config.socket_mode else 'HTTP'} mode, database "
         f"{_safe_url(config.database_url)}, {len(config.services)} services from {config.config_source}"
     )
+    endpoints = {
+        "/signals/alertmanager": "TARS_ALERTMANAGER_TOKEN" if not config.alertmanager_token else None,
+        "/signals/sns": "signals.sns_topics" if not config.signals.sns_topics else None,
+        "/signals/webhook": "TARS_SIGNAL_WEBHOOK_SECRET" if not config.signal_webhook_secret else None,
+    }
+    on = [path for path, missing in endpoints.items() if missing is None]
+    off = [f"{path} (set {missing})" for path, missing in endpoints.items() if missing is not None]
+    print(f"alert endpoints on: {', '.join(on) or 'none'}; off: {', '.join(off) or 'none'}")
     return 0
 
 

@@ -51,6 +51,26 @@ def test_check_config_validates_without_connecting_anywhere(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "configuration is valid" in result.stdout
     assert "1 services" in result.stdout
+    assert "alert endpoints on: none;" in result.stdout
+
+
+def test_check_config_says_which_alert_endpoints_are_on(tmp_path: Path) -> None:
+    catalog = tmp_path / "tars.yaml"
+    catalog.write_text(
+        "services:\n  payments:\n    oncall: U0PAYONCALL\n"
+        "signals:\n  sns_topics: [arn:aws:sns:us-east-1:123456789012:alarms]\n"
+    )
+    env = {
+        "TARS_CONFIG": str(catalog),
+        "TARS_ALERTMANAGER_TOKEN": "a-token",
+        "TARS_SIGNAL_WEBHOOK_SECRET": "",
+    }
+    result = run_tars("check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "alert endpoints on: /signals/alertmanager, /signals/sns; off: /signals/webhook (set TARS_SIGNAL_WEBHOOK_SECRET)"
+        in result.stdout
+    )
 
 
 def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
