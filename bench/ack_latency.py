@@ -170,6 +170,30 @@ def server_process(name: str, argv: list[str], env: dict[str, str], log_dir: Pat
         server.stop()
 
 
+@contextmanager
+def throwaway_database(postgres_url: str) -> Iterator[str]:
+    """A new, empty database on the server of `postgres_url`, dropped afterwards; yields its URL."""
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"tars_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def catalog_file(directory: Path, oncall: dict[str, str]) -> Path:
+    """A TARS_CONFIG naming these services, each with its on-call."""
+    catalog = directory / "catalog.yaml"
+    catalog.write_text(
+        "services:\n" + "".join(f"  {name}:\n    oncall: {user}\n" for name, user in oncall.items())
+    )
+    return catalog
+
+
 class PostgresCpu:
     """CPU seconds of the local Postgres server: the postmaster, its live children, and its reaped children."""
 
@@ -553,14 +577,14 @@ def main() -> None:
     args = parser.parse_args()
     warm_up, single, concurrent = (30, 50, 200) if args.quick else (100, 200, 1000)
     phases = [(1, single), (50, concurrent)]
-    rng = random.Random(20261122)
+    with throwaway_database(args.postgres_url) as database_url:
+        run(args.postgres_url, database_url, warm_up, phases)
 
-    admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-    name = f"tars_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
-    postgres = PostgresCpu(args.postgres_url)
+
+def run(postgres_url: str, database_url: str, warm_up: int, phases: list[tuple[int, int]]) -> None:
+    single, concurrent = (count for _, count in phases)
+    rng = random.Random(20261122)
+    postgres = PostgresCpu(postgres_url)
     slack = SlackEmulator(bot_token=BOT_TOKEN).start()
     for user in [*ONCALL.values(), *RESPONDERS]:
         slack.add_user(user, user[3:].lower())
@@ -580,11 +604,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="tars-bench-") as scratch:
             log_dir = Path(scratch)
-            catalog = log_dir / "catalog.yaml"
-            catalog.write_text(
-                "services:\n"
-                + "".join(f"  {service}:\n    oncall: {user}\n" for service, user in ONCALL.items())
-            )
+            catalog = catalog_file(log_dir, ONCALL)
             tars_env = {
                 **slack_env,
                 "DATABASE_URL": database_url,
@@ -625,9 +645,6 @@ def main() -> None:
         print_report(ordered, open_incidents)
     finally:
         slack.stop()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -24,12 +24,18 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-from ack_latency import Server, machine, server_process, verdict
-from sqlalchemy import create_engine, text
+from ack_latency import (
+    SIGNING_SECRET,
+    Server,
+    catalog_file,
+    machine,
+    server_process,
+    throwaway_database,
+    verdict,
+)
 
 from sandbox.emulator import SlackEmulator
 
@@ -144,13 +150,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     requests = bodies(args.alerts)
-    admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-    name = f"tars_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
-    slack = SlackEmulator(bot_token=BOT_TOKEN).start()
-    slack.enforce_rate_limits()
+    slack = SlackEmulator(bot_token=BOT_TOKEN, rate_limits=True).start()
     for user in SERVICES.values():
         slack.add_user(user, user[3:].lower())
     print(
@@ -159,16 +159,15 @@ def main() -> None:
         flush=True,
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="tars-bench-") as scratch:
+        with (
+            throwaway_database(args.postgres_url) as database_url,
+            tempfile.TemporaryDirectory(prefix="tars-bench-") as scratch,
+        ):
             log_dir = Path(scratch)
-            catalog = log_dir / "catalog.yaml"
-            catalog.write_text(
-                "services:\n"
-                + "".join(f"  {service}:\n    oncall: {user}\n" for service, user in SERVICES.items())
-            )
+            catalog = catalog_file(log_dir, SERVICES)
             env = {
                 "SLACK_BOT_TOKEN": BOT_TOKEN,
-                "SLACK_SIGNING_SECRET": "bench-signing-secret",
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                 "SLACK_API_URL": slack.base_url,
                 "TARS_ALERTMANAGER_TOKEN": TOKEN,
             }
@@ -188,9 +187,6 @@ def main() -> None:
                 cards = wait_for_cards(slack, tars)
     finally:
         slack.stop()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
     print()
     print(f"{'server':<6} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'non-200':>8}")
