@@ -13,6 +13,7 @@ from bot.incidents.incident_records import Status
 from bot.remediation.code_fixes import parse_merge_value
 from bot.runtime import Tars
 from bot.slack import rendering
+from handlers.id_checks import record_id
 from handlers.listener_errors import guarded
 from handlers.private_replies import acting_user, clicked_message, origin_channel
 
@@ -21,16 +22,12 @@ STATUS_ACTION = re.compile(
 )
 
 
-_ID = re.compile(r"[0-9]{1,10}")
 _SEVERITY = re.compile(r"[0-9]{1,2}")
 
 
 def _record_id(value: object, refusal: str) -> int:
     """The id a button's value starts with; the value is client-controlled, so anything else is refused."""
-    head = value.split(":", 1)[0] if isinstance(value, str) else ""
-    if not _ID.fullmatch(head) or not 0 < int(head) < 2**31:
-        raise UsageError(refusal)
-    return int(head)
+    return record_id(value.split(":", 1)[0] if isinstance(value, str) else None, refusal)
 
 
 def _incident_id(value: object) -> int:

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import BoltResponse, Respond
 
+from bot.core.domain_errors import UsageError
 from bot.incidents.input_rules import id_problem
+
+_RECORD_ID = re.compile(r"[0-9]{1,10}")
+
+
+def record_id(text: object, refusal: str) -> int:
+    """A record id TARS put in a button or option value; the value is client-controlled, so anything that is
+    not a whole positive number TARS could have stored is refused with `refusal`."""
+    if not isinstance(text, str) or not _RECORD_ID.fullmatch(text) or not 0 < int(text) < 2**31:
+        raise UsageError(refusal)
+    return int(text)
 
 
 def refuse_unstorable_ids(body: dict[str, Any], respond: Respond | None, next: Callable[[], None]) -> Any:

@@ -8,24 +8,22 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.core.domain_errors import DomainError, UsageError
+from bot.core.domain_errors import DomainError
 from bot.ingress.button_binding import check_triage_card
 from bot.runtime import Tars
 from bot.signals.signal_records import Signal, Triage
 from bot.slack import rendering
+from handlers.id_checks import record_id
 from handlers.listener_errors import guarded
 from handlers.private_replies import acting_user, clicked_message, origin_channel
 
 DECLARE_ACTION = re.compile("^" + re.escape(rendering.TRIAGE_DECLARE_PREFIX) + "([12])$")
-_ID = re.compile(r"[0-9]{1,10}")
 
 
 def register(app: App, tars: Tars) -> None:
     def clicked_signal(action: dict[str, Any], body: dict[str, Any]) -> Signal:
-        value = action.get("value")
-        if not isinstance(value, str) or not _ID.fullmatch(value) or not 0 < int(value) < 2**31:
-            raise UsageError("This button does not name an alert; use the buttons on its triage card.")
-        signal = tars.signals.get(int(value))
+        refusal = "This button does not name an alert; use the buttons on its triage card."
+        signal = tars.signals.get(record_id(action.get("value"), refusal))
         check_triage_card(signal, clicked_message(body))
         if signal.triage != Triage.OPEN.value:
             raise DomainError(rendering.signal_already_triaged(signal))
@@ -51,10 +49,11 @@ def register(app: App, tars: Tars) -> None:
         option = action.get("selected_option")
         value = option.get("value") if isinstance(option, dict) else None
         signal_part, _, incident_part = value.partition(":") if isinstance(value, str) else ("", "", "")
-        if not _ID.fullmatch(incident_part) or not 0 < int(incident_part) < 2**31:
-            raise UsageError("That choice does not name an incident; pick one from the card's list.")
+        incident_id = record_id(
+            incident_part, "That choice does not name an incident; pick one from the card's list."
+        )
         signal = clicked_signal({"value": signal_part}, body)
-        tars.signals.attach(signal.id, int(incident_part), actor=acting_user(body))
+        tars.signals.attach(signal.id, incident_id, actor=acting_user(body))
         ack()
 
     @app.action(rendering.TRIAGE_DISMISS_ACTION)

@@ -75,13 +75,15 @@ class SignalEndpoints:
             SIGNAL_REQUESTS.labels(source, status.split(" ", 1)[0]).inc()
             return start_response(status, headers)
 
-        return self._handle(environ, counted)
+        return self._handle(environ, counted, path)
 
-    def _handle(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def _handle(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], source: str
+    ) -> Iterable[bytes]:
         try:
             if environ.get("REQUEST_METHOD") != "POST":
                 raise Refused("405 Method Not Allowed", "POST only")
-            signals = self._read(environ)
+            signals = self._read(environ, source)
             if isinstance(signals, CustomerReport):
                 return self._report(start_response, signals)
             received = self.flows.receive(signals)
@@ -122,8 +124,7 @@ class SignalEndpoints:
             },
         )
 
-    def _read(self, environ: dict[str, Any]) -> list[IncomingSignal] | CustomerReport:
-        source = environ.get("PATH_INFO", "")[len(PREFIX) :]
+    def _read(self, environ: dict[str, Any], source: str) -> list[IncomingSignal] | CustomerReport:
         if source == "alertmanager":
             self._check_bearer(environ)
             return from_alertmanager(

@@ -170,15 +170,7 @@ class SignalFlows:
         incident = self._linked_incident(session, signal)
         if incident is not None and previous is not incoming.state:
             text = rendering.signal_state_note(signal)
-            self.incidents.record(
-                session,
-                incident,
-                actor=SIGNAL_ACTOR,
-                kind=f"signal_{signal.state}",
-                text=text,
-                data={"signal_id": signal.id},
-            )
-            self.outbox.thread_note(session, incident, text)
+            self._tell(session, incident, signal, text, actor=SIGNAL_ACTOR, kind=f"signal_{signal.state}")
         if signal.card_ts is not None or signal.triage == Triage.OPEN.value:
             self.outbox.triage_refresh(session, signal.id)
         gathering = self._gathering_holding(session, signal)
@@ -194,15 +186,7 @@ class SignalFlows:
         signal.triage = Triage.ATTACHED.value
         signal.incident_id = incident.id
         text = rendering.signal_attached_note(signal)
-        self.incidents.record(
-            session,
-            incident,
-            actor=SIGNAL_ACTOR,
-            kind="signal_attached",
-            text=text,
-            data={"signal_id": signal.id},
-        )
-        self.outbox.thread_note(session, incident, text)
+        self._tell(session, incident, signal, text, actor=SIGNAL_ACTOR, kind="signal_attached")
         return True
 
     def _declare_automatically(self, session: Session, signal: Signal) -> bool:
@@ -234,6 +218,15 @@ class SignalFlows:
             data={"signal_id": signal.id, "source": signal.source, "fingerprint": signal.fingerprint},
         )
         return True
+
+    def _tell(
+        self, session: Session, incident: Incident, signal: Signal, text: str, *, actor: str, kind: str
+    ) -> None:
+        """What a signal did to an incident: in its timeline and its thread."""
+        self.incidents.record(
+            session, incident, actor=actor, kind=kind, text=text, data={"signal_id": signal.id}
+        )
+        self.outbox.thread_note(session, incident, text)
 
     def _post_card(self, session: Session, signal: Signal) -> None:
         if not self.incidents_channel:
@@ -274,16 +267,14 @@ class SignalFlows:
             if incident is not None:
                 signal.triage = Triage.ATTACHED.value
                 signal.incident_id = incident.id
-                text_note = rendering.customer_report_note(signal)
-                self.incidents.record(
+                self._tell(
                     session,
                     incident,
+                    signal,
+                    rendering.customer_report_note(signal),
                     actor=reporter if reporter.startswith(("U", "W")) else SIGNAL_ACTOR,
                     kind="customer_report",
-                    text=text_note,
-                    data={"signal_id": signal.id},
                 )
-                self.outbox.thread_note(session, incident, text_note)
                 return self._outcome(service, incident.ref, 1, posted=False)
             cluster = self._gathering_row(session, CLUSTER_SOURCE, service)
             recent = self._open_reports(session, service, since=now - self.report_window)
@@ -445,15 +436,7 @@ class SignalFlows:
                 raise DomainError(f"{incident.ref} is already resolved; declare a new incident instead.")
             self._triaged(session, signal, Triage.ATTACHED, actor, incident_id=incident.id)
             text = rendering.signal_attached_note(signal, actor)
-            self.incidents.record(
-                session,
-                incident,
-                actor=actor,
-                kind="signal_attached",
-                text=text,
-                data={"signal_id": signal.id},
-            )
-            self.outbox.thread_note(session, incident, text)
+            self._tell(session, incident, signal, text, actor=actor, kind="signal_attached")
             self.outbox.triage_refresh(session, signal.id)
         return incident
 
