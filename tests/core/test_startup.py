@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.core.settings import Config, KubernetesConfig, KubernetesTarget, ServiceConfig
 from bot.remediation.platforms import Platforms
@@ -18,12 +19,8 @@ HEAVY = ("kubernetes", "boto3", "botocore", "github")
 NOT_IN_PRODUCTION = ("sandbox",)
 
 
-def test_importing_the_app_loads_no_platform_client_library_and_no_sandbox() -> None:
-    unwanted = HEAVY + NOT_IN_PRODUCTION
-    probe = (
-        "import json, sys, bot.app, bot.cli, handlers, integrations.pagerduty; "
-        f"print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] in {unwanted!r})))"
-    )
+def fresh_interpreter(probe: str) -> Any:
+    """What `probe` prints as JSON, run in a new Python process with this checkout on its path."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -38,7 +35,16 @@ def test_importing_the_app_loads_no_platform_client_library_and_no_sandbox() -> 
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
+    return json.loads(result.stdout)
+
+
+def test_importing_the_app_loads_no_platform_client_library_and_no_sandbox() -> None:
+    unwanted = HEAVY + NOT_IN_PRODUCTION
+    loaded = fresh_interpreter(
+        "import json, sys, bot.app, bot.cli, handlers, integrations.pagerduty; "
+        f"print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] in {unwanted!r})))"
+    )
+    assert loaded == []
 
 
 def test_a_client_built_on_first_use_follows_the_config(tmp_path: Path) -> None:
@@ -69,26 +75,11 @@ def test_a_client_built_on_first_use_follows_the_config(tmp_path: Path) -> None:
 
 
 def test_the_heap_built_at_start_up_is_kept_out_of_the_collectors_way() -> None:
-    probe = (
+    default_threshold, threshold, frozen = fresh_interpreter(
         "import gc, json, bot.app, handlers; from bot.core.heap import settle_after_startup; "
         "before = gc.get_threshold()[0]; settle_after_startup(); "
         "print(json.dumps([before, gc.get_threshold()[0], gc.get_freeze_count()]))"
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    default_threshold, threshold, frozen = json.loads(result.stdout)
     # Everything imported so far (tens of thousands of objects) is frozen, and a request's garbage no longer
     # sets off a collection every 700 allocations.
     assert frozen > 10_000

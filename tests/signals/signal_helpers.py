@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.signals.signal_records import Signal
-from sandbox.emulator import Message
+from bot.slack import rendering
+from sandbox.emulator import Message, View
 from tests.support import CHANNEL, Workspace
 
 
@@ -47,3 +48,17 @@ def stored_signal(team: Workspace) -> Signal:
 def triage_cards(team: Workspace) -> list[Message]:
     team.settle()
     return [m for m in team.slack.channel_messages(CHANNEL) if m.text.startswith("🔔")]
+
+
+def open_declare_form(team: Workspace, card: Message, signal_id: int, *, severity: int, user: str) -> View:
+    """Click Declare P<severity> on a triage card as `user`; the declare form it opened."""
+    team.client.click_button(
+        user_id=user,
+        channel_id=CHANNEL,
+        message_ts=card.ts,
+        action_id=rendering.TRIAGE_DECLARE_PREFIX + str(severity),
+        value=str(signal_id),
+    )
+    team.wait_until(lambda: bool(team.slack.views(user_id=user)), message="no declare form opened")
+    [view] = team.slack.views(user_id=user)
+    return view

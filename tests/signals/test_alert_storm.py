@@ -10,11 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.signals.signal_records import Signal
-from bot.slack import rendering
-from tests.signals.signal_helpers import signal_count, triage_cards
+from tests.signals.signal_helpers import open_declare_form, signal_count, triage_cards
 from tests.signals.test_signal_intake import alert, from_alertmanager, group
 from tests.signals.test_signal_intake import team as team
-from tests.support import CHANNEL, Workspace
+from tests.support import Workspace
 
 DIGEST_AFTER = 5  # the default
 
@@ -64,15 +63,7 @@ def test_declaring_from_the_digest_links_every_alert_it_gathers(team: Workspace)
         row = session.scalars(select(Signal).where(Signal.source == "digest")).one()
         members = row.member_ids
     assert len(members) == 12 - DIGEST_AFTER
-    team.client.click_button(
-        user_id="U0BOB",
-        channel_id=CHANNEL,
-        message_ts=digest.ts,
-        action_id=rendering.TRIAGE_DECLARE_PREFIX + "2",
-        value=str(row.id),
-    )
-    team.wait_until(lambda: bool(team.slack.views(user_id="U0BOB")), message="no declare form opened")
-    [view] = team.slack.views(user_id="U0BOB")
+    view = open_declare_form(team, digest, row.id, severity=2, user="U0BOB")
     assert team.client.submit_view(user_id="U0BOB", view_id=view.id, values={}).status == 200
     incident = team.latest_incident()
     with Session(team.engine) as session:

@@ -17,7 +17,7 @@ from bot.ingress.signal_endpoints import sign_webhook
 from bot.slack import rendering
 from sandbox.emulator import SlackEmulator
 from tests.core.test_metrics import sample, scrape
-from tests.signals.signal_helpers import post, signal_count, stored_signal, triage_cards
+from tests.signals.signal_helpers import open_declare_form, post, signal_count, stored_signal, triage_cards
 from tests.support import CHANNEL, Workspace, start_tars
 
 TOKEN = "alertmanager-test-token"
@@ -206,15 +206,7 @@ def test_declaring_from_the_card_opens_a_prefilled_form_and_the_timeline_names_t
     from_alertmanager(team, group(alert()))
     [card] = triage_cards(team)
     signal = stored_signal(team)
-    team.client.click_button(
-        user_id="U0BOB",
-        channel_id=CHANNEL,
-        message_ts=card.ts,
-        action_id=rendering.TRIAGE_DECLARE_PREFIX + "1",
-        value=str(signal.id),
-    )
-    team.wait_until(lambda: bool(team.slack.views(user_id="U0BOB")), message="no declare form opened")
-    [view] = team.slack.views(user_id="U0BOB")
+    view = open_declare_form(team, card, signal.id, severity=1, user="U0BOB")
     fields = {b["block_id"]: b["element"] for b in view.view["blocks"] if b["type"] == "input"}
     assert fields["service"]["initial_option"]["value"] == "payments"
     assert fields["severity"]["initial_option"]["value"] == "P1"
