@@ -90,12 +90,12 @@ class SignalFlows:
         # a signal of a service the other holds first).
         by_service = sorted(signals, key=lambda s: (self._route(s) or "", s.source, s.fingerprint))
         with transaction(self.sessions) as session:
-            held: set[str | None] = set()
+            digests: dict[str | None, Signal] = {}
             for incoming in by_service:
                 service = self._route(incoming)
-                if service not in held:
-                    self._gathering_row(session, DIGEST_SOURCE, service)
-                    held.add(service)
+                if service not in digests:
+                    digests[service] = self._gathering_row(session, DIGEST_SOURCE, service)
+                digest = digests[service]
                 signal, created = self._upsert(session, incoming)
                 if created:
                     new += 1
@@ -103,11 +103,11 @@ class SignalFlows:
                         attached += 1
                     elif self._declare_automatically(session, signal):
                         declared += 1
-                    elif not self._into_digest(session, signal):
+                    elif not self._into_digest(session, signal, digest):
                         self._post_card(session, signal)
                 else:
                     repeated += 1
-                    self._seen_again(session, signal, incoming)
+                    self._seen_again(session, signal, incoming, digest)
         return Received(new, repeated, attached, declared)
 
     def _route(self, incoming: IncomingSignal) -> str | None:
@@ -152,7 +152,7 @@ class SignalFlows:
         ).scalar_one()
         return signal, created is not None
 
-    def _seen_again(self, session: Session, signal: Signal, incoming: IncomingSignal) -> None:
+    def _seen_again(self, session: Session, signal: Signal, incoming: IncomingSignal, digest: Signal) -> None:
         now = self.clock.now()
         previous = SignalState(signal.state)
         signal.last_seen = now
@@ -173,9 +173,8 @@ class SignalFlows:
             self._tell(session, incident, signal, text, actor=SIGNAL_ACTOR, kind=f"signal_{signal.state}")
         if signal.card_ts is not None or signal.triage == Triage.OPEN.value:
             self.outbox.triage_refresh(session, signal.id)
-        gathering = self._gathering_holding(session, signal)
-        if gathering is not None:
-            self.outbox.triage_refresh(session, gathering.id)
+        if digest.triage == Triage.OPEN.value and signal.id in digest.member_ids:
+            self.outbox.triage_refresh(session, digest.id)
 
     def _attach_to_open_incident(self, session: Session, signal: Signal) -> bool:
         if signal.service is None or signal.state != SignalState.FIRING.value:
@@ -312,10 +311,10 @@ class SignalFlows:
 
     # --- cards that gather signals: customer reports, an alert storm's digest ---------------------------------
 
-    def _into_digest(self, session: Session, signal: Signal) -> bool:
+    def _into_digest(self, session: Session, signal: Signal, digest: Signal) -> bool:
         """Once more than `digest_after` alerts are firing untriaged for one service, the next ones go on a
-        single digest card instead of a card each: a storm must not drown the channel."""
-        digest = self._gathering_row(session, DIGEST_SOURCE, signal.service)
+        single digest card instead of a card each: a storm must not drown the channel. `digest` is the
+        service's digest row, which the caller holds."""
         posted = False
         if digest.triage != Triage.OPEN.value:
             firing = session.scalar(
@@ -377,19 +376,6 @@ class SignalFlows:
         gathering.labels = {"members": ",".join(str(i) for i in ids)}
         gathering.count = len(ids)
         gathering.last_seen = self.clock.now()
-
-    def _gathering_holding(self, session: Session, signal: Signal) -> Signal | None:
-        if (
-            signal.card_ts is not None
-            or signal.triage != Triage.ATTACHED.value
-            or signal.incident_id is not None
-        ):
-            return None
-        source = CLUSTER_SOURCE if signal.source == REPORT_SOURCE else DIGEST_SOURCE
-        gathering = self._gathering_row(session, source, signal.service)
-        if gathering.triage == Triage.OPEN.value and signal.id in gathering.member_ids:
-            return gathering
-        return None
 
     def _open_incident_of(self, session: Session, service: str) -> Incident | None:
         return session.execute(
