@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.comms.announcer import Announcer, CountedWebClient, reply_privately
 from bot.comms.delivery import DeliveryEngine
-from bot.comms.outbox import COMMAND_KIND, REMEDIATION_KIND, Outbox, wake_on_commit
+from bot.comms.outbox import COMMAND_KIND, OBSERVE_KIND, REMEDIATION_KIND, Outbox, wake_on_commit
 from bot.comms.paging import Pager
 from bot.comms.reminders import Planner, ReminderHandlers
 from bot.comms.scheduler import Scheduler
@@ -32,6 +32,8 @@ from bot.ingress.button_binding import ButtonBinding
 from bot.ingress.front_door import Answer, Dispatch, FrontDoor, ReplayGuard
 from bot.ingress.http_server import TarsWsgi
 from bot.ingress.signal_endpoints import SignalEndpoints
+from bot.observability.observability_flows import ObservabilityFlows
+from bot.observability.service_readers import ServiceReaders
 from bot.remediation.approvals import ActionService, ApproverDirectory
 from bot.remediation.code_fixes import CodeFixFlows
 from bot.remediation.execution import RemediationRuns
@@ -138,6 +140,19 @@ def build_tars(
         declare_in=lambda session, command, actor: flows.declare_in(session, command, actor=actor),
     )
     delivery.after_sent("triage_post", signals.card_posted)
+    observability = ObservabilityFlows(
+        sessions,
+        clock,
+        service,
+        outbox,
+        ServiceReaders(config.services, config.aws),
+        remediation.platforms.last_deployed_at,
+        reply_privately,
+        flows.resolve,
+    )
+    delivery.register(OBSERVE_KIND, observability.run)
+    remediation.onset_of = observability.onset
+    code_fixes.rates_around_deploy = observability.rates_around_deploy
     return Tars(
         config=config,
         engine=engine,
@@ -154,6 +169,7 @@ def build_tars(
         jobs=jobs,
         buttons=ButtonBinding(sessions, service, actions),
         signals=signals,
+        observability=observability,
     )
 
 

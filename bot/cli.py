@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from bot.core.logs import LOG_FORMATS, setup_logging
 from bot.core.settings import Config, ConfigError, load_config
 from bot.ingress.http_server import PortInUse
+from bot.observability.service_readers import describe, missing_secrets
 
 log = logging.getLogger("tars")
 
@@ -44,7 +45,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     from bot.core.heap import settle_after_startup
     from bot.ingress.http_server import HttpServer, bind_listener
 
-    config = load_config()
+    config = _load_checked_config()
     engine = make_engine(config.database_url)
     upgrade_database(engine)
     # Bound before anything starts, so a taken port is reported before any work begins.
@@ -85,9 +86,18 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     os._exit(0)
 
 
+def _load_checked_config() -> Config:
+    """The configuration, with every secret the catalog names present in the environment."""
+    config = load_config()
+    missing = missing_secrets(config.services, os.environ)
+    if missing:
+        raise ConfigError("; ".join(missing))
+    return config
+
+
 def cmd_check_config(_args: argparse.Namespace) -> int:
     """Validate the environment and the YAML without connecting anywhere."""
-    config = load_config()
+    config = _load_checked_config()
     print(
         f"configuration is valid: {'Socket' if config.socket_mode else 'HTTP'} mode, database "
         f"{_safe_url(config.database_url)}, {len(config.services)} services from {config.config_source}"
@@ -100,6 +110,7 @@ def cmd_check_config(_args: argparse.Namespace) -> int:
     on = [path for path, missing in endpoints.items() if missing is None]
     off = [f"{path} (set {missing})" for path, missing in endpoints.items() if missing is not None]
     print(f"alert endpoints on: {', '.join(on) or 'none'}; off: {', '.join(off) or 'none'}")
+    print(describe(config.services))
     return 0
 
 

@@ -16,6 +16,7 @@ from bot.core.settings import Config
 from bot.incidents.command_jobs import CommandJobs
 from bot.incidents.incident_flows import IncidentFlows
 from bot.ingress.button_binding import ButtonBinding
+from bot.observability.observability_flows import ObservabilityFlows
 from bot.remediation.code_fixes import CodeFixFlows
 from bot.remediation.execution import RemediationRuns
 from bot.remediation.remediation_flows import RemediationFlows
@@ -39,3 +40,4 @@ class Tars:
     jobs: CommandJobs
     buttons: ButtonBinding
     signals: SignalFlows
+    observability: ObservabilityFlows

@@ -112,13 +112,21 @@ def register(app: App, tars: Tars) -> None:
             return
         incident_id = _incident_id(view)
         force_choice = _values(view).get("force", {}).get("value", {}).get("selected_options") or []
+        force = any(option.get("value") == "force" for option in force_choice)
+        actor = body["user"]["id"]
+        if not force and tars.observability.queue_resolve(
+            incident_id, root_cause=root_cause, users_affected=users, actor=actor, response_url=None
+        ):
+            # TARS reads the error rate first; the verdict goes to the thread, mentioning who asked.
+            ack()
+            return
         try:
             tars.flows.resolve(
                 incident_id,
                 root_cause=root_cause,
                 users_affected=users,
-                actor=body["user"]["id"],
-                force=any(option.get("value") == "force" for option in force_choice),
+                actor=actor,
+                force=force,
             )
         except IllegalTransition as refused:
             # Nothing was stored, so the form stays open with what was typed and says why.

@@ -24,9 +24,11 @@ from bot.incidents.command_parser import (
     RequestScale,
     Resolve,
     RollbackByCommit,
+    SearchLogs,
     SetSeverity,
     SetStatus,
     Show,
+    ShowMetrics,
     parse_command,
 )
 from bot.runtime import Tars
@@ -45,7 +47,9 @@ def register(app: App, tars: Tars) -> None:
             return
         actor = command["user_id"]
         channel = command.get("channel_id")
-        reply = _instant_reply(tars, parsed, actor=actor, channel=channel)
+        reply = _instant_reply(
+            tars, parsed, actor=actor, channel=channel, response_url=command.get("response_url")
+        )
         if reply is not None:
             # The change (and the posts announcing it) is committed: only now does Slack hear back.
             ack(text=reply, response_type="ephemeral")
@@ -82,6 +86,27 @@ def register(app: App, tars: Tars) -> None:
                     response_url=command.get("response_url"),
                 )
                 ack(text=rendering.working_reply(_WORKING_ON[type(parsed)]), response_type="ephemeral")
+            case ShowMetrics(incident_id, window):
+                incident = tars.observability.request(
+                    incident_id,
+                    {"job": "chart", "window_seconds": int(window.total_seconds()), "purpose": "asked"},
+                    actor=actor,
+                    response_url=command.get("response_url"),
+                )
+                ack(text=rendering.metrics_working_reply(incident), response_type="ephemeral")
+            case SearchLogs(incident_id, query, window, correlation_id):
+                incident = tars.observability.request(
+                    incident_id,
+                    {
+                        "job": "logs",
+                        "query": query,
+                        "correlation_id": correlation_id,
+                        "window_seconds": int(window.total_seconds()),
+                    },
+                    actor=actor,
+                    response_url=command.get("response_url"),
+                )
+                ack(text=rendering.logs_working_reply(incident), response_type="ephemeral")
 
 
 _WORKING_ON: dict[type, str] = {
@@ -94,7 +119,9 @@ _WORKING_ON: dict[type, str] = {
 }
 
 
-def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | None) -> str | None:
+def _instant_reply(
+    tars: Tars, parsed: object, *, actor: str, channel: str | None, response_url: str | None
+) -> str | None:
     """Carry out a command that only touches the database and return the private reply; None for the rest."""
     flows = tars.flows
     match parsed:
@@ -116,6 +143,16 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
             change = flows.post_update(incident_id, findings=findings, eta=eta, actor=actor)
             return f"Recorded the update for {change.incident.ref}; the 📊 post is on its way."
         case Resolve(incident_id, root_cause, users_affected, force):
+            if not force:
+                waiting = tars.observability.queue_resolve(
+                    incident_id,
+                    root_cause=root_cause,
+                    users_affected=users_affected,
+                    actor=actor,
+                    response_url=response_url,
+                )
+                if waiting is not None:
+                    return rendering.resolve_checking_reply(waiting)
             change = flows.resolve(
                 incident_id, root_cause=root_cause, users_affected=users_affected, actor=actor, force=force
             )
@@ -128,7 +165,8 @@ def _instant_reply(tars: Tars, parsed: object, *, actor: str, channel: str | Non
             return rendering.report_reply(outcome)
         case Show(incident_id):
             incident, events = flows.incident_with_timeline(incident_id)
-            advice = tars.remediation.advice_for(incident) if incident.is_open else None
+            onset = tars.observability.last_onset(events)
+            advice = tars.remediation.advice_for(incident, onset) if incident.is_open else None
             signals = tars.signals.of_incident(incident_id)
             return rendering.incident_detail_text(incident, events, advice=advice, signals=signals)
     return None

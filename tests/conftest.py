@@ -121,3 +121,21 @@ def workspace(
 ) -> Iterator[Workspace]:
     with start_tars(slack, engine, clock) as running:
         yield Workspace(running, slack, engine, clock)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One moto server for the AWS tests (server mode: boto3 talks HTTP to it)."""
+    from tests.integrations.aws_fixtures import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def endpoint(moto_url: str) -> str:
+    """The moto server, emptied: every test that asks for it starts from no AWS state."""
+    from tests.integrations.aws_fixtures import reset_moto
+
+    reset_moto(moto_url)
+    return moto_url

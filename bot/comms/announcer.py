@@ -107,7 +107,7 @@ class Announcer:
         thread_ts: str | None,
         file_name: str,
         title: str,
-        content: str,
+        content: str | bytes,
         initial_comment: str,
     ) -> str:
         """Share `content` as a file (files_upload_v2: get an upload URL, upload, complete); its file id."""

@@ -12,6 +12,7 @@ replica through the NOTIFY that an outbox trigger sends on Postgres.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,9 @@ PAGE_LANE = "page"
 WORK_LANE = "work"
 COMMAND_KIND = "command"
 REMEDIATION_KIND = "remediation"
+# Reading a service's metrics and logs: its own lane, so a slow Prometheus never holds up a rollback request.
+OBSERVE_LANE = "observe"
+OBSERVE_KIND = "observe"
 NOTIFY_CHANNEL = "tars_outbox"  # as migration 0007's trigger spells it
 
 # Lanes compete for Slack's per-channel budget: what wakes people goes first, chatter last.
@@ -104,10 +108,28 @@ class Outbox:
         self.add(session, incident, "thread_note", {"text": text, "blocks": blocks}, priority=NOTE)
 
     def thread_file(
-        self, session: Session, incident: Incident, title: str, file_name: str, content: str, comment: str
+        self,
+        session: Session,
+        incident: Incident,
+        title: str,
+        file_name: str,
+        content: str | bytes,
+        comment: str,
+        *,
+        record: list[str] | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> None:
-        """A file shared in the incident thread (files_upload_v2), for text too long for any message."""
-        payload = {"title": title, "file_name": file_name, "content": content, "comment": comment}
+        """A file shared in the incident thread (files_upload_v2): text too long for any message, or a chart.
+        Bytes travel in the row as base64, since the payload is JSON. `facts` go into the timeline entry."""
+        payload: dict[str, Any] = {"title": title, "file_name": file_name, "comment": comment}
+        if isinstance(content, bytes):
+            payload["content_base64"] = base64.b64encode(content).decode("ascii")
+        else:
+            payload["content"] = content
+        if record:
+            payload["record"] = record
+        if facts:
+            payload["facts"] = facts
         self.add(session, incident, "thread_file", payload, priority=NOTE)
 
     def channel_post(
@@ -170,6 +192,9 @@ class Outbox:
 
     def refresh_action_card(self, session: Session, incident: Incident, action_id: int) -> None:
         self.add(session, incident, "action_card_refresh", {"action_id": action_id}, priority=CARD)
+
+    def observe_job(self, session: Session, incident: Incident, payload: dict[str, Any]) -> None:
+        self.add(session, incident, OBSERVE_KIND, payload, lane=OBSERVE_LANE, priority=NOTE)
 
     def command_job(self, session: Session, incident: Incident, payload: dict[str, Any]) -> None:
         self.add(session, incident, COMMAND_KIND, payload, lane=WORK_LANE, priority=POST)

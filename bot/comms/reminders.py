@@ -31,6 +31,7 @@ class ReminderKind(StrEnum):
     POSTMORTEM = "postmortem"
     CUSTOM = "custom"
     ACTION_EXPIRY = "action_expiry"
+    VALIDATION = "validation"  # TARS checks a fix against the metrics itself (+5 and +10 minutes)
 
 
 _REMINDERS = table_of(Reminder)
@@ -191,6 +192,7 @@ class ReminderHandlers:
             ReminderKind.POSTMORTEM.value: self._postmortem,
             ReminderKind.CUSTOM.value: self._custom,
             ReminderKind.ACTION_EXPIRY.value: self._expire_action,
+            ReminderKind.VALIDATION.value: self._validate,
         }.get(reminder.kind)
         if handler is None:
             return {}
@@ -211,6 +213,10 @@ class ReminderHandlers:
             + (" (late)" if late else "")
             + (", asked for findings" if stale else "")
         )
+        service = self.services.get(incident.service)
+        if incident.last_update_at is None and incident.severity <= 2 and service and service.metrics:
+            # The first 📊 update of a P1 or P2 carries the error-rate chart.
+            self.outbox.observe_job(session, incident, {"job": "chart", "purpose": "update"})
         self.outbox.scheduled_update(
             session,
             incident,
@@ -279,6 +285,12 @@ class ReminderHandlers:
             late_due=reminder.due_at if late else None,
         )
         self.outbox.add(session, incident, "thread_note", {"text": text, "record": ["reminder", text]})
+        return {}
+
+    def _validate(
+        self, session: Session, reminder: Reminder, incident: Incident, now: datetime, late: bool
+    ) -> dict[str, Any]:
+        self.outbox.observe_job(session, incident, {"job": "validate", **reminder.payload})
         return {}
 
     def _expire_action(

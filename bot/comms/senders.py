@@ -6,6 +6,7 @@ for the engine to act on.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -181,11 +182,11 @@ class AnnouncementSenders:
                 card_ts,
                 str(payload["file_name"]),
                 title,
-                str(payload["content"]),
+                _file_content(payload),
                 str(payload.get("comment") or ""),
             )
         )
-        return {"channel": channel, "file": file_id}
+        return {"channel": channel, "file": file_id, **(payload.get("facts") or {})}
 
     def channel_post(self, group: Group) -> dict[str, Any]:
         payload = group.head.payload
@@ -255,6 +256,11 @@ class AnnouncementSenders:
             # PagerDuty deduplicates on dedup_key, so sending again is harmless.
             raise RetryLater(error.message) from error
         return {"dedup_key": answer.get("dedup_key", page.dedup_key), "status": answer.get("status")}
+
+
+def _file_content(payload: dict[str, Any]) -> str | bytes:
+    encoded = payload.get("content_base64")
+    return base64.b64decode(encoded) if encoded is not None else str(payload["content"])
 
 
 def _require_card(incident: Incident) -> tuple[str, str]:

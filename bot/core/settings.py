@@ -32,6 +32,7 @@ SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 ESCALATION_TARGET = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+ENVIRONMENT_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"
 
 
 class ConfigError(Exception):
@@ -277,6 +278,109 @@ class EcsTarget(BaseModel):
     region: str | None = None
 
 
+class PrometheusSource(BaseModel):
+    """A Prometheus server and the PromQL that gives the service's error rate (a fraction: 0.001 is 0.1%) and,
+    optionally, its latency in seconds. Each query must return one series (wrap it in sum(...))."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="e.g. http://prometheus.monitoring:9090")
+    error_rate: str = Field(min_length=1, max_length=2000)
+    latency: str | None = Field(default=None, min_length=1, max_length=2000)
+    # Secrets stay in the environment: these name the variables that hold them.
+    bearer_token_env: str | None = Field(default=None, pattern=ENVIRONMENT_NAME)
+    username: str | None = None
+    password_env: str | None = Field(default=None, pattern=ENVIRONMENT_NAME)
+
+    @model_validator(mode="after")
+    def _auth(self) -> PrometheusSource:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("basic auth needs both username and password_env")
+        if self.username is not None and self.bearer_token_env is not None:
+            raise ValueError("give either bearer_token_env or username/password_env, not both")
+        return self
+
+
+class CloudWatchMetricSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str = Field(min_length=1, max_length=255)
+    metric: str = Field(min_length=1, max_length=255)
+    dimensions: dict[str, str] = Field(default_factory=dict, max_length=30)
+    stat: str = Field(
+        default="Average", pattern=r"^(Average|Sum|Minimum|Maximum|SampleCount|p\d{1,2}(\.\d+)?)$"
+    )
+
+
+class CloudWatchSeries(BaseModel):
+    """One metric, or several named metrics combined by a metric-math expression (e.g. `errors / requests`);
+    `scale` turns the result into TARS's units (0.01 for a percentage, 0.001 for milliseconds)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metrics: dict[str, CloudWatchMetricSpec] = Field(min_length=1, max_length=10)
+    expression: str | None = Field(default=None, min_length=1, max_length=1024)
+    scale: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _shape(self) -> CloudWatchSeries:
+        for name in self.metrics:
+            if not re.match(r"^[a-z][a-zA-Z0-9_]{0,254}$", name):
+                raise ValueError(
+                    f"metric id {name!r} must start with a lower-case letter (CloudWatch's rule)"
+                )
+        if self.expression is None and len(self.metrics) != 1:
+            raise ValueError(
+                "several metrics need an expression that combines them, e.g. `errors / requests`"
+            )
+        return self
+
+
+class CloudWatchSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str | None = None  # default: aws.region
+    error_rate: CloudWatchSeries
+    latency: CloudWatchSeries | None = None
+
+
+class MetricsConfig(BaseModel):
+    """Where TARS reads a service's error rate (and latency): Prometheus or CloudWatch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prometheus: PrometheusSource | None = None
+    cloudwatch: CloudWatchSource | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MetricsConfig:
+        if (self.prometheus is None) == (self.cloudwatch is None):
+            raise ValueError("give exactly one of prometheus or cloudwatch")
+        return self
+
+    @property
+    def has_latency(self) -> bool:
+        source = self.prometheus or self.cloudwatch
+        return source is not None and source.latency is not None
+
+
+class LogsConfig(BaseModel):
+    """The service's CloudWatch log groups, searched by `/incident logs` and the validation's new-pattern check."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    log_groups: list[str] = Field(min_length=1, max_length=20)
+    region: str | None = None  # default: aws.region
+
+    @field_validator("log_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not re.match(r"^[\w./#-]{1,512}$", group):
+                raise ValueError(f"not a CloudWatch log group name: {group!r}")
+        return value
+
+
 class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -289,6 +393,8 @@ class ServiceConfig(BaseModel):
     max_replicas: int = Field(default=20, ge=1, le=1000)
     lambda_functions: list[str] = Field(default_factory=list)
     repository: str | None = None
+    metrics: MetricsConfig | None = None
+    logs: LogsConfig | None = None
 
     @field_validator("repository")
     @classmethod

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.core.domain_errors import UsageError
+from bot.core.durations import format_duration, parse_duration
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Status
 from bot.incidents.input_rules import clean
@@ -133,6 +135,20 @@ class ReportFromCustomer:
 
 
 @dataclass(frozen=True)
+class ShowMetrics:
+    incident_id: int
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class SearchLogs:
+    incident_id: int
+    query: str  # errors | timeouts | corr
+    window: timedelta
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Help:
     topic: str | None = None
 
@@ -156,7 +172,15 @@ Command = (
     | RollbackByCommit
     | OpenHotfixModal
     | DraftPostmortem
+    | ShowMetrics
+    | SearchLogs
 )
+
+METRICS_WINDOW = timedelta(hours=2)  # "over the last 2 hours"
+LOGS_WINDOW = timedelta(hours=1)  # "in the last hour"
+LONGEST_WINDOW = timedelta(days=1)
+LOG_QUERIES = ("errors", "timeouts")
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{3,128}$")
 
 
 def parse_ref(token: str, usage: str) -> int:
@@ -440,6 +464,58 @@ def _parse_report(rest: str, known: Iterable[str]) -> Command:
     return ReportFromCustomer(service, clean(input_rules.CUSTOMER_REPORT, parts[1]))
 
 
+def _parse_window(token: str, usage: str) -> timedelta:
+    try:
+        window = parse_duration(token)
+    except ValueError:
+        raise UsageError(rendering.grammar_refusal("not_a_window", usage, token=token)) from None
+    if window > LONGEST_WINDOW:
+        raise UsageError(
+            rendering.grammar_refusal(
+                "window_too_long", usage, token=token, limit=format_duration(LONGEST_WINDOW)
+            )
+        )
+    if window < timedelta(minutes=5):
+        raise UsageError(rendering.grammar_refusal("window_too_short", usage, token=token))
+    return window
+
+
+def _parse_metrics(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["metrics"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    if len(parts) > 2:
+        raise UsageError(rendering.grammar_refusal("metrics_arity", usage))
+    window = _parse_window(parts[1], usage) if len(parts) == 2 else METRICS_WINDOW
+    return ShowMetrics(parse_ref(parts[0], usage), window)
+
+
+def _parse_logs(rest: str, _known: Iterable[str]) -> Command:
+    usage = USAGE["logs"]
+    parts = rest.split()
+    _require(parts, 1, "the incident", usage)
+    incident_id = parse_ref(parts[0], usage)
+    query, correlation_id, window = "errors", None, LOGS_WINDOW
+    seen_query = seen_window = False
+    for token in parts[1:]:
+        lowered = token.lower()
+        if lowered in LOG_QUERIES or lowered.startswith("corr="):
+            if seen_query:
+                raise UsageError(rendering.grammar_refusal("logs_two_queries", usage))
+            seen_query = True
+            if lowered.startswith("corr="):
+                query, correlation_id = "corr", token[len("corr=") :]
+                if not CORRELATION_ID.match(correlation_id):
+                    raise UsageError(rendering.grammar_refusal("not_a_correlation_id", usage, token=token))
+            else:
+                query = lowered
+        elif not seen_window and token[:1].isdigit():
+            window, seen_window = _parse_window(token, usage), True
+        else:
+            raise UsageError(rendering.grammar_refusal("not_a_log_query", usage, token=token))
+    return SearchLogs(incident_id, query, window, correlation_id)
+
+
 def _parse_help(rest: str, _known: Iterable[str]) -> Command:
     return Help(rest.strip().lower() or None)
 
@@ -463,6 +539,8 @@ _PARSERS = {
     "ls": _parse_list,
     "show": _parse_show,
     "report": _parse_report,
+    "metrics": _parse_metrics,
+    "logs": _parse_logs,
     "help": _parse_help,
 }
 # Every sub-command the parser knows, aliases included.

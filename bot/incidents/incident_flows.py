@@ -118,6 +118,7 @@ class IncidentFlows:
         users_affected: int | None,
         actor: str,
         force: bool = False,
+        criteria: str | None = None,
     ) -> Change:
         def apply(session: Session) -> Change:
             change = self.service.resolve(
@@ -127,6 +128,7 @@ class IncidentFlows:
                 users_affected=users_affected,
                 actor=actor,
                 force=force,
+                criteria=criteria,
             )
             incident = change.incident
             self.outbox.channel_post(

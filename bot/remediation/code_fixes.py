@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -28,6 +29,7 @@ from bot.core.settings import Config
 from bot.incidents.incident_records import Incident
 from bot.incidents.lifecycle import IncidentService
 from bot.incidents.postmortem import postmortem_markdown
+from bot.observability.metric_analysis import DeployRates
 from bot.remediation.approvals import ApproverDirectory
 from bot.slack import rendering
 from integrations.plans import IntegrationError
@@ -119,6 +121,8 @@ class CodeFixFlows:
         self.approvers = approvers
         self.outbox = outbox
         self.planner = planner
+        # The error rate before and after the last deployment, from the service's metrics (wired in app.py).
+        self.rates_around_deploy: Callable[[Incident], DeployRates | None] = lambda _incident: None
         self._merge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     @cached_property
@@ -143,7 +147,9 @@ class CodeFixFlows:
         try:
             plan = self.github.plan_revert(repo, commit_sha)
             key = f"tars-{incident.ref}-rollback-{plan.target_sha[:12]}"
-            justification = rendering.rollback_justification(incident, events)
+            justification = rendering.rollback_justification(
+                incident, events, self.rates_around_deploy(incident)
+            )
             issue = self.github.find_or_create_issue(
                 repo,
                 title=f"Rollback: revert {plan.target_sha[:7]} ({plan.target_subject}) for {incident.ref}",

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.comms.outbox import Outbox
-from bot.comms.reminders import Planner
+from bot.comms.reminders import Planner, ReminderKind
 from bot.core.clock import Clock
 from bot.core.database import reading, transaction
 from bot.core.domain_errors import DomainError
@@ -171,7 +171,19 @@ class RemediationRuns:
             blocks = rendering.flag_revert_blocks(text, action.id) if revertible else None
             self.outbox.thread_note(session, incident, text, blocks)
             self.outbox.refresh_action_card(session, incident, action_id)
-            if ok:
+            entry = self.platforms.services.get(incident.service)
+            if ok and entry is not None and entry.metrics is not None:
+                # TARS judges the fix from the metrics itself, at the same +5 and +10 minutes.
+                for delay, _template in VALIDATION_REMINDERS:
+                    stage = int(delay.total_seconds() // 60)
+                    self.planner.schedule(
+                        session,
+                        incident.id,
+                        ReminderKind.VALIDATION,
+                        self.clock.now() + delay,
+                        {"action_id": action.id, "stage": stage},
+                    )
+            elif ok:
                 mentions = list(dict.fromkeys([action.requested_by, *action.approvers]))
                 for delay, template in VALIDATION_REMINDERS:
                     self.planner.remind_at(

@@ -66,7 +66,10 @@ def kubernetes_rbac(config: Config, *, service_account: str, account_namespace: 
 
 
 def aws_policy(config: Config, *, account: str, region: str | None) -> dict[str, Any]:
-    """An IAM policy whose resources are exactly the catalog's ECS services, SSM parameters and Lambda functions."""
+    """An IAM policy whose resources are exactly the catalog's ECS services, SSM parameters, Lambda functions and
+    log groups (and CloudWatch's GetMetricData, which takes no resource)."""
+    from integrations.cloudwatch_logs import IAM_ACTIONS as LOGS
+    from integrations.cloudwatch_metrics import IAM_ACTIONS as METRICS
     from integrations.ecs_services import IAM_ACTIONS as ECS
     from integrations.lambda_env import IAM_ACTIONS as LAMBDA
     from integrations.ssm_flags import IAM_ACTIONS as SSM
@@ -91,11 +94,18 @@ def aws_policy(config: Config, *, account: str, region: str | None) -> dict[str,
         for s in config.services.values()
         for function in s.lambda_functions
     ]
+    log_groups = [
+        f"arn:aws:logs:{where(s.logs.region)}:{account}:log-group:{group}:*"
+        for s in config.services.values()
+        if s.logs is not None
+        for group in s.logs.log_groups
+    ]
     statements: list[dict[str, Any]] = []
     for sid, actions, resources in (
         ("EcsServicesInTheCatalog", ECS["scoped"], services),
         ("SsmFlagsInTheCatalog", SSM["scoped"], parameters),
         ("LambdaFunctionsInTheCatalog", LAMBDA["scoped"], functions),
+        ("LogGroupsInTheCatalog", LOGS["scoped"], log_groups),
     ):
         if resources:
             statements.append(
@@ -108,6 +118,16 @@ def aws_policy(config: Config, *, account: str, region: str | None) -> dict[str,
                 "Sid": "EcsTaskDefinitionsReadOnly",
                 "Effect": "Allow",
                 "Action": sorted(ECS["unscoped"]),
+                "Resource": "*",
+            }
+        )
+    if any(s.metrics is not None and s.metrics.cloudwatch is not None for s in config.services.values()):
+        # GetMetricData takes no resource: AWS authorizes it for the account as a whole.
+        statements.append(
+            {
+                "Sid": "CloudWatchMetricsReadOnly",
+                "Effect": "Allow",
+                "Action": sorted(METRICS["unscoped"]),
                 "Resource": "*",
             }
         )

@@ -4,6 +4,8 @@ commits a job row; `bot/remediation/execution.py` runs it."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -46,6 +48,8 @@ class RemediationFlows:
         self.approvers = approvers
         self.outbox = outbox
         self.planner = planner
+        # When the incident's error rate rose, read from its metrics (wired in app.py); None: unknown.
+        self.onset_of: Callable[[Incident], datetime | None] = lambda _incident: None
 
     # --- requests -------------------------------------------------------------------------------------------
 
@@ -87,8 +91,9 @@ class RemediationFlows:
             raise DomainError(rendering.flag_did_not_exist(str(action.params["flag"]), action.ref))
         return self.request_flag(action.incident_id, str(action.params["flag"]), str(previous), actor=actor)
 
-    def advice_for(self, incident: Incident) -> str | None:
-        """The runbook's rollback rule for this incident's service, or None when it has no platform."""
+    def advice_for(self, incident: Incident, onset: datetime | None = None) -> str | None:
+        """The runbook's rollback rule for this incident's service, or None when it has no platform. `onset`:
+        when the error rate rose, if TARS has read it."""
         entry = self.platforms.services.get(incident.service)
         if entry is None or entry.platform is None:
             return None
@@ -96,7 +101,9 @@ class RemediationFlows:
             deployed = self.platforms.last_deployed_at(incident.service)
         except IntegrationError as error:
             return rendering.rollback_advice_unknown(error.message)
-        return rendering.rollback_advice(rollback_rule(deployed, incident.declared_at, self.clock.now()))
+        return rendering.rollback_advice(
+            rollback_rule(deployed, incident.declared_at, self.clock.now(), onset=onset)
+        )
 
     def _precheck(self, incident_id: int, service: str | None) -> str:
         """Refuse early, before reading any cluster: unknown incident, resolved, or a fix already in flight."""
@@ -117,11 +124,19 @@ class RemediationFlows:
             raise DomainError(f"TARS could not plan this: {error.message}") from error
 
     def _create(self, incident_id: int, planned: RemediationPlan, *, actor: str) -> ActionRequest:
+        onset = None
+        if planned.kind == ROLLBACK:
+            with reading(self.sessions) as session:
+                stored = self.incidents.get(session, incident_id)
+                session.expunge(stored)
+            onset = self.onset_of(stored)
         with transaction(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
             advice = (
                 rendering.rollback_advice(
-                    rollback_rule(planned.last_deployed_at, incident.declared_at, self.clock.now())
+                    rollback_rule(
+                        planned.last_deployed_at, incident.declared_at, self.clock.now(), onset=onset
+                    )
                 )
                 if planned.kind == ROLLBACK
                 else None

@@ -27,10 +27,13 @@ from typing import Any, ParamSpec
 from bot.core.durations import format_duration
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
+from bot.observability.log_patterns import Pattern
+from bot.observability.metric_analysis import DeployRates, Excursion, Quiet, Verdict, percent
 from bot.remediation.action_records import Vote, VoteOutcome
 from bot.remediation.rollback_rule import RollbackRule
 from bot.signals.signal_records import ReportOutcome, Signal, SignalState, Triage
 from bot.slack.slack_limits import FIELD_TEXT, MESSAGE_TEXT, SECTION_TEXT, fit_blocks, fit_text, fit_view
+from integrations.observability_reads import LogLine
 
 Block = dict[str, Any]
 P = ParamSpec("P")
@@ -832,13 +835,27 @@ CODE_FIX_REVIEW_TABLE = (
 )
 
 
-def rollback_justification(incident: Incident, events: Sequence[TimelineEvent]) -> str:
+def rollback_justification(
+    incident: Incident, events: Sequence[TimelineEvent], rates: DeployRates | None = None
+) -> str:
     findings = [str(e.data.get("findings", e.text)) for e in events if e.kind == "update"]
     lines = [
         f"Incident {incident.ref} [{severity_label(incident.severity)}] {incident.service}: {incident.description}",
         f"Impact: {incident.impact or 'being assessed'}; declared {fmt_time(incident.declared_at)}.",
-        "Error rate before/after the deployment, from the incident's findings:",
     ]
+    if rates is not None:
+        before = percent(rates.before) if rates.before is not None else "no data"
+        after = percent(rates.after) if rates.after is not None else "no data"
+        peak = f", peak {percent(rates.peak)}" if rates.peak is not None else ""
+        lines.append(
+            f"Error rate before/after the deployment at {fmt_time(rates.deployed_at)} ({rates.backend}): "
+            f"{before} in the hour before, {after} on average since{peak}."
+        )
+    lines.append(
+        "From the incident's findings:"
+        if rates
+        else "Error rate before/after the deployment, from the incident's findings:"
+    )
     lines += [f"- {finding}" for finding in findings] or ["- (no findings recorded yet)"]
     return "\n".join(lines)
 
@@ -1100,9 +1117,14 @@ def rollback_advice(rule: RollbackRule | None) -> str:
         if rule.declared_at >= rule.deployed_at
         else "before it"
     )
+    what = (
+        f"the error rate rose at {fmt_time(rule.declared_at)} (the metrics' onset), {started} after it"
+        if rule.from_metrics
+        else f"the incident started {started} after it"
+    )
     return (
         f"Last deployment {fmt_time(rule.deployed_at)} ({fmt_duration(rule.deployed_at, rule.now)} ago); "
-        f"the incident started {started} after it. {verdict} (deployed within 2 h: {_yes(rule.recent)}; "
+        f"{what}. {verdict} (deployed within 2 h: {_yes(rule.recent)}; "
         f"incident within 30 min of it: {_yes(rule.close)})."
     )
 
@@ -1217,6 +1239,8 @@ _COMMAND_USAGE = {
     "list": "/incident list",
     "show": "/incident show <incident>",
     "report": "/incident report <service> <what the customer says...>",
+    "metrics": "/incident metrics <incident> [<window, default 2h>]",
+    "logs": "/incident logs <incident> [errors | timeouts | corr=<id>] [<window, default 1h>]",
     "help": "/incident help",
 }
 # As shown in mrkdwn replies: `<service>` must not reach Slack as markup.
@@ -1251,6 +1275,13 @@ _GRAMMAR_PROBLEMS = {
     "flag_arity": "`flag` takes the incident, one flag and one value.",
     "not_a_pair": "`{token}` is not a KEY=value pair.",
     "key_twice": "`{key}` is given twice.",
+    "not_a_window": "`{token}` is not a time window; write it like `30m`, `2h` or `6h`.",
+    "window_too_long": "`{token}` is longer than TARS reads at once ({limit}).",
+    "window_too_short": "`{token}` is too short to show a trend; give at least `5m`.",
+    "metrics_arity": "`metrics` takes the incident and at most a time window.",
+    "logs_two_queries": "Give one of `errors`, `timeouts` or `corr=&lt;id&gt;`, not several.",
+    "not_a_correlation_id": "`{token}` is not a correlation id (3 to 128 letters, digits or `._:/+=-`).",
+    "not_a_log_query": "`{token}` is not `errors`, `timeouts`, `corr=&lt;id&gt;` or a time window like `1h`.",
     "list_arity": "`list` takes no arguments.",
 }
 
@@ -1270,6 +1301,213 @@ def unknown_subcommand(word: str) -> str:
 def unknown_service_in(command: str, name: str, known: Sequence[str]) -> str:
     refusal = unknown_service(name, known, none="(none configured: add `services:` to TARS_CONFIG)")
     return f"{refusal}\nUsage: `{COMMAND_USAGE[command]}`"
+
+
+# --- metrics and logs ---------------------------------------------------------------------------------------
+
+
+def no_metrics_configured(incident: Incident) -> str:
+    return (
+        f"{escape(incident.service)} has no `metrics:` in the catalog, so TARS cannot chart {incident.ref}'s "
+        "error rate. Add Prometheus or CloudWatch under the service in TARS_CONFIG (README: Observability)."
+    )
+
+
+def no_logs_configured(incident: Incident) -> str:
+    return (
+        f"{escape(incident.service)} has no `logs:` in the catalog, so TARS cannot search its logs. Add its "
+        "CloudWatch log groups under the service in TARS_CONFIG (README: Observability)."
+    )
+
+
+def chart_title(incident: Incident, backend: str, window: timedelta) -> str:
+    return f"{incident.ref} {incident.service}: error rate, last {format_duration(window)} ({backend})"
+
+
+def chart_file_title(incident: Incident, at: datetime) -> str:
+    return f"{incident.ref} error rate at {at:%H:%M:%S} UTC"
+
+
+def _at(moment: datetime | None) -> str:
+    return f"{moment:%H:%M} UTC" if moment else "—"
+
+
+def _rate(point: Any) -> str:
+    return percent(point.value) if point is not None else "no data"
+
+
+def metrics_summary(incident: Incident, backend: str, window: timedelta, summary: Excursion) -> str:
+    """The numbers beside the chart: current, baseline (the hour before onset), peak, onset."""
+    peak = f"{_rate(summary.peak)} at {_at(summary.peak.at)}" if summary.peak else "no data"
+    onset = (
+        _at(summary.onset)
+        if summary.onset
+        else f"none: never at or above the P{incident.severity} threshold in this window"
+    )
+    baseline = percent(summary.baseline) if summary.baseline is not None else "no data in the hour before"
+    lines = [
+        f"📈 *{incident.ref}* {escape(incident.service)} error rate, last {format_duration(window)} ({backend})",
+        f"• Now: *{_rate(summary.current)}*  (P{incident.severity} threshold {percent(summary.threshold)})",
+        f"• Baseline (hour before onset): {baseline}",
+        f"• Peak: {peak}",
+        f"• Onset: {onset}",
+    ]
+    return fit_text("\n".join(lines))
+
+
+def chart_record(purpose: str, payload: dict[str, Any]) -> str:
+    actor = payload.get("actor")
+    if purpose == "update":
+        return "Error-rate chart posted with the first 📊 update"
+    return (
+        f"Error-rate chart posted, asked for by {mention(str(actor))}" if actor else "Error-rate chart posted"
+    )
+
+
+def chart_posted_reply(incident: Incident, summary: Excursion) -> str:
+    return f"Posted {incident.ref}'s error-rate chart to its thread: now {_rate(summary.current)}."
+
+
+def read_failed_note(incident: Incident, reason: str) -> str:
+    return f"⚠️ {incident.ref}: {escape(reason)}. Nothing else was affected; ask again in a minute."
+
+
+def metrics_working_reply(incident: Incident) -> str:
+    return working_reply(
+        f"reading {escape(incident.service)}'s error rate; the chart goes to {incident.ref}'s thread"
+    )
+
+
+def logs_working_reply(incident: Incident) -> str:
+    return working_reply(f"searching the logs; the results go to {incident.ref}'s thread")
+
+
+_VERDICT_MARK = {True: "✓", False: "✗", None: "–"}
+
+
+def validation_text(
+    incident: Incident, action: Any, stage: int, verdicts: Sequence[Verdict], *, next_option: str | None
+) -> str:
+    """TARS's own validation of a fix at +5 or +10 minutes, one line per runbook criterion."""
+    failed = any(verdict.ok is False for verdict in verdicts)
+    head = f"🔎 *{incident.ref}* validation of {action.ref} ({escape(action.summary)}), +{stage} min: "
+    head += "*not yet holding*" if failed else "*holding*"
+    lines = [head]
+    lines += [
+        f"{_VERDICT_MARK[verdict.ok]} {escape(verdict.criterion)}: {escape(verdict.detail)}"
+        for verdict in verdicts
+    ]
+    if next_option:
+        lines.append(
+            f"*The fix has not worked after 10 minutes.* The runbook's next option is {next_option}."
+        )
+    elif not failed and stage >= 10:
+        lines.append("The fix held for 10 minutes: move the incident to Monitoring.")
+    return fit_text("\n".join(lines))
+
+
+def with_mentions(text: str, users: Sequence[str]) -> str:
+    who = " ".join(mention(user) for user in users)
+    return f"{who} {text}".strip() if who else text
+
+
+def validation_record(action: Any, stage: int, verdicts: Sequence[Verdict]) -> str:
+    parts = [f"{_VERDICT_MARK[verdict.ok]} {verdict.criterion} ({verdict.detail})" for verdict in verdicts]
+    return f"Validated {action.ref} at +{stage} min: " + "; ".join(parts)
+
+
+def new_patterns_detail(patterns: Sequence[Pattern]) -> str:
+    if not patterns:
+        return "none"
+    shown = ", ".join(f"“{fit_text(pattern.template, 80)}” ×{pattern.count}" for pattern in patterns)
+    return f"new: {shown}"
+
+
+def log_patterns_text(
+    incident: Incident, query: str, window: timedelta, found: int, patterns: Sequence[Pattern]
+) -> str:
+    what = "error messages" if query == "errors" else "timeout and connection errors"
+    head = f"🪵 *{incident.ref}* {escape(incident.service)}: most frequent {what}, last {format_duration(window)}"
+    if not patterns:
+        return f"{head}\nNone found."
+    lines = [f"{head} ({found} lines):"]
+    for pattern in patterns:
+        lines.append(f"• ×{pattern.count} `{escape(fit_text(pattern.template, 200))}`")
+        lines.append(
+            f"   e.g. {_at_seconds(pattern.example.at)} `{escape(fit_text(pattern.example.message, 200))}`"
+        )
+    return fit_text("\n".join(lines))
+
+
+def correlated_lines(
+    incident: Incident, correlation_id: str, window: timedelta, lines: Sequence[LogLine]
+) -> str:
+    head = f"🪵 *{incident.ref}* lines with correlation id `{echo(correlation_id)}`, all services, last {format_duration(window)}"
+    if not lines:
+        return f"{head}\nNone found."
+    shown = lines[-CORRELATED_SHOWN:]
+    body = [
+        f"{_at_seconds(line.at)} {escape(line.group)}: `{escape(fit_text(line.message, 200))}`"
+        for line in shown
+    ]
+    more = f"\n…{len(lines) - len(shown)} earlier lines not shown" if len(lines) > len(shown) else ""
+    return fit_text(f"{head} ({len(lines)} lines):\n" + "\n".join(body) + more)
+
+
+CORRELATED_SHOWN = 40
+
+
+def _at_seconds(moment: datetime) -> str:
+    return f"{moment:%H:%M:%S}"
+
+
+def logs_record(query: str, correlation_id: Any, window: timedelta) -> str:
+    what = f"correlation id {correlation_id}" if query == "corr" else query
+    return f"Searched the logs for {what} over the last {format_duration(window)}"
+
+
+def resolve_checking_reply(incident: Incident) -> str:
+    return working_reply(
+        f"reading {escape(incident.service)}'s error rate: {incident.ref} resolves once it has been under the "
+        f"P{incident.severity} threshold for 10 minutes"
+    )
+
+
+def _quiet_numbers(quiet: Quiet) -> str:
+    since = f"since {_at(quiet.since)}" if quiet.since else "not at all"
+    newest = f"now {percent(quiet.newest.value)}" if quiet.newest else "no data"
+    worst = f"; highest in the last 10 minutes {percent(quiet.worst)}" if quiet.worst is not None else ""
+    stale = f"; the newest reading is from {_at(quiet.newest.at)}" if quiet.stale and quiet.newest else ""
+    return f"under it {since} ({format_duration(quiet.lasted)}), {newest}{worst}{stale}"
+
+
+def resolve_refused_by_metrics(incident: Incident, quiet: Quiet) -> str:
+    threshold = percent(0.001 if incident.severity == 1 else 0.005)
+    return (
+        f"⛔ Not resolving {incident.ref}: the runbook wants the error rate under {threshold} "
+        f"(P{incident.severity}) for 10 consecutive minutes. It has been {_quiet_numbers(quiet)}. "
+        f"Resolve again once it holds, or add `--force` to override (recorded in the timeline)."
+    )
+
+
+def resolve_criteria_met(incident: Incident, quiet: Quiet) -> str:
+    threshold = percent(0.001 if incident.severity == 1 else 0.005)
+    return f"error rate under {threshold} for {format_duration(quiet.lasted)}, now {_rate(quiet.newest)}"
+
+
+def resolved_by_metrics_reply(incident: Incident, quiet: Quiet) -> str:
+    return f"Resolved {incident.ref}: {resolve_criteria_met(incident, quiet)}."
+
+
+def resolve_unchecked_reply(incident: Incident, reason: str) -> str:
+    return (
+        f"{incident.ref} was not resolved: TARS could not read the error rate ({escape(reason)}). "
+        "Try again in a minute, or add `--force` if you are sure (recorded in the timeline)."
+    )
+
+
+def logs_posted_reply(incident: Incident) -> str:
+    return f"Posted the log search to {incident.ref}'s thread."
 
 
 # --- signals and triage -------------------------------------------------------------------------------------

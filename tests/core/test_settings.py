@@ -58,6 +58,23 @@ def test_environment_channel_wins_over_yaml(tmp_path: Path) -> None:
         ("incidents_channel: general\n", "incidents_channel: must be a Slack channel id"),
         ("- just\n- a list\n", "the top level must be a mapping"),
         ("services: [\n", "not valid YAML"),
+        (
+            "services:\n  payments:\n    oncall: U0X1\n    metrics: {}\n",
+            "services.payments.metrics: give exactly one of prometheus or cloudwatch",
+        ),
+        (
+            "services:\n  payments:\n    oncall: U0X1\n    metrics:\n      prometheus: {url: prom:9090, error_rate: x}\n",
+            "services.payments.metrics.prometheus.url",
+        ),
+        (
+            "services:\n  payments:\n    oncall: U0X1\n    metrics:\n      cloudwatch:\n        error_rate:\n"
+            "          metrics: {a: {namespace: N, metric: M}, b: {namespace: N, metric: M}}\n",
+            "several metrics need an expression",
+        ),
+        (
+            "services:\n  payments:\n    oncall: U0X1\n    logs: {log_groups: []}\n",
+            "services.payments.logs.log_groups",
+        ),
     ],
 )
 def test_bad_yaml_fails_naming_the_key(tmp_path: Path, yaml_text: str, expected: str) -> None:

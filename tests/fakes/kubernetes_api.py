@@ -600,8 +600,8 @@ def _merge_keyed_list(base: Any, items: list[Any], merge_key: str) -> list[Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def _now(seconds: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _set_default(obj: dict[str, Any], key: str, value: Any) -> None:
@@ -883,7 +883,16 @@ class FakeKubernetes:
 
     RESOURCES = ("deployments", "replicasets")
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, auto_rollout: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        auto_rollout: bool = True,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        # What creationTimestamps say; a test of "deployed N minutes ago" sets it back.
+        self.wall_clock = wall_clock
         self._host = host
         self._port = port
         self.auto_rollout = auto_rollout
@@ -1127,7 +1136,7 @@ class FakeKubernetes:
         meta = obj["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["generation"] = 1
-        meta["creationTimestamp"] = _now()
+        meta["creationTimestamp"] = _now(self.wall_clock())
 
     def _persist(self, resource: str, obj: dict[str, Any], event: str) -> None:
         rv = self._next_rv()

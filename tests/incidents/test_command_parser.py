@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bot.core.domain_errors import UsageError
@@ -13,9 +15,11 @@ from bot.incidents.command_parser import (
     OpenDeclareModal,
     PostUpdate,
     Resolve,
+    SearchLogs,
     SetSeverity,
     SetStatus,
     Show,
+    ShowMetrics,
     parse_command,
 )
 from bot.incidents.incident_records import Status
@@ -82,6 +86,14 @@ def test_every_subcommand() -> None:
         ("resolve 3 bad deploy users=many", "`users=many` must be a whole number"),
         ("show", "Missing the incident"),
         ("list everything", "`list` takes no arguments"),
+        ("metrics", "Missing the incident"),
+        ("metrics 3 2d", "`2d` is longer than TARS reads at once (1d)"),
+        ("metrics 3 1m", "`1m` is too short to show a trend"),
+        ("metrics 3 soon", "`soon` is not a time window"),
+        ("metrics 3 2h extra", "`metrics` takes the incident and at most a time window"),
+        ("logs 3 warnings", "`warnings` is not `errors`, `timeouts`, `corr=&lt;id&gt;`"),
+        ("logs 3 errors timeouts", "Give one of `errors`, `timeouts` or `corr=&lt;id&gt;`, not several"),
+        ("logs 3 corr=<!here>", "is not a correlation id"),
     ],
 )
 def test_bad_input_says_what_was_wrong_and_how_to_write_it(text: str, expected: str) -> None:
@@ -89,3 +101,11 @@ def test_bad_input_says_what_was_wrong_and_how_to_write_it(text: str, expected: 
         parse(text)
     assert expected in caught.value.message
     assert "/incident" in caught.value.message  # always shows the right way to write it
+
+
+def test_metrics_and_logs_take_a_window_and_a_query() -> None:
+    assert parse("metrics INC-4") == ShowMetrics(4, timedelta(hours=2))
+    assert parse("metrics 4 6h") == ShowMetrics(4, timedelta(hours=6))
+    assert parse("logs 4") == SearchLogs(4, "errors", timedelta(hours=1))
+    assert parse("logs 4 30m timeouts") == SearchLogs(4, "timeouts", timedelta(minutes=30))
+    assert parse("logs 4 corr=abc-123 2h") == SearchLogs(4, "corr", timedelta(hours=2), "abc-123")
