@@ -25,16 +25,17 @@ test: $(STAMP) tools lint
 	TARS_TEST_DB=postgres $(BIN)/pytest
 	TARS_TEST_DB=sqlite $(BIN)/pytest -q
 
-## tools: Debian's prometheus (prometheus, promtool) and prometheus-alertmanager, which the tests run for real
+## tools: Debian's prometheus (prometheus, promtool), prometheus-alertmanager, chromium and chromium-driver,
+## which the tests run for real (the emoji font only makes the sandbox page's screenshots readable)
 tools:
 	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null \
-			|| ! command -v prometheus-alertmanager >/dev/null; then \
+			|| ! command -v prometheus-alertmanager >/dev/null || ! command -v chromedriver >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-				prometheus prometheus-alertmanager; \
+				prometheus prometheus-alertmanager chromium chromium-driver fonts-noto-color-emoji; \
 		else \
-			echo "prometheus or prometheus-alertmanager is missing and cannot be installed here: their tests skip" \
-				"(with CI=true they fail)"; \
+			echo "prometheus, prometheus-alertmanager or chromium-driver is missing and cannot be installed here:" \
+				"their tests skip (with CI=true they fail)"; \
 		fi; \
 	fi
 

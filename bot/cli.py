@@ -153,7 +153,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_sandbox(script=args.script)
+    return run_sandbox(script=args.script, page_port=args.port)
 
 
 def _aws_account(value: str) -> str:
@@ -202,9 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     aws.add_argument(
         "--region", help="for resources whose region the catalog does not name (default aws.region)"
     )
-    sandbox = commands.add_parser("sandbox", help="try TARS in the terminal against a local Slack emulator")
+    sandbox = commands.add_parser(
+        "sandbox", help="try TARS locally: a Slack-like page in your browser, and a prompt in the terminal"
+    )
     sandbox.add_argument(
-        "--script", help="read commands from this file instead of the terminal ('-' = stdin)"
+        "--script",
+        help="read commands from this file instead of the terminal ('-' = stdin; 'demo' plays the demo story)",
+    )
+    sandbox.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("TARS_SANDBOX_PORT", "8080")),
+        help="the browser page's port on 127.0.0.1 (default 8080, or TARS_SANDBOX_PORT; 0 picks a free one)",
     )
     args = parser.parse_args(argv)
     log_format = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"

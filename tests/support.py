@@ -355,7 +355,7 @@ def stored_action(team: Workspace, action_id: int) -> ActionRequest:
 
 
 def run_tars(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`tars ...` as an operator runs it, with only the environment given (plus what Python needs)."""
     environment = {
@@ -365,6 +365,7 @@ def run_tars(
     }
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
+        input=input,
         capture_output=True,
         text=True,
         env=environment,

@@ -109,6 +109,12 @@ class Planner:
     def on_acknowledged(self, session: Session, incident: Incident) -> None:
         self.cancel(session, incident.id, ReminderKind.ESCALATION)
 
+    def on_first_update(self, session: Session, incident: Incident) -> None:
+        """The first 📊 update of a P1 or P2 carries the error-rate chart, when the service has metrics."""
+        service = self.services.get(incident.service)
+        if incident.severity <= 2 and service is not None and service.metrics is not None:
+            self.outbox.observe_job(session, incident, {"job": "chart", "purpose": "update"})
+
     def on_manual_update(self, session: Session, incident: Incident) -> None:
         self.cancel(session, incident.id, ReminderKind.UPDATE)
         self._plan_update(session, incident, since=self.clock.now())
@@ -213,10 +219,8 @@ class ReminderHandlers:
             + (" (late)" if late else "")
             + (", asked for findings" if stale else "")
         )
-        service = self.services.get(incident.service)
-        if incident.last_update_at is None and incident.severity <= 2 and service and service.metrics:
-            # The first 📊 update of a P1 or P2 carries the error-rate chart.
-            self.outbox.observe_job(session, incident, {"job": "chart", "purpose": "update"})
+        if incident.last_update_at is None:
+            self.planner.on_first_update(session, incident)
         self.outbox.scheduled_update(
             session,
             incident,

@@ -265,6 +265,8 @@ class IncidentService:
         incident = self._open_incident(session, incident_id, "post an update for")
         old_eta = incident.eta
         now = self.clock.now()
+        if incident.last_update_at is None:
+            self.planner.on_first_update(session, incident)
         incident.latest_findings = findings
         incident.findings_at = now
         incident.last_update_at = now

@@ -344,7 +344,9 @@ class ObservabilityFlows:
             view = self.view(incident, window)
         except ReadFailed as failure:
             return self._tell_failure(incident, failure, "metrics_unavailable")
-        comment = rendering.metrics_summary(view.incident, view.backend, view.window, view.excursion)
+        comment = rendering.metrics_summary(
+            view.incident, view.backend, view.window, view.excursion, view.chart.buckets
+        )
         self._post_chart(incident, view, comment, ["metrics_chart", rendering.chart_record(purpose, payload)])
         return rendering.chart_posted_reply(incident, view.excursion)
 

@@ -28,7 +28,7 @@ from bot.core.durations import format_duration
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
 from bot.observability.log_patterns import Pattern
-from bot.observability.metric_analysis import DeployRates, Excursion, Quiet, Verdict, percent
+from bot.observability.metric_analysis import Bucket, DeployRates, Excursion, Quiet, Verdict, percent
 from bot.remediation.action_records import Vote, VoteOutcome
 from bot.remediation.rollback_rule import RollbackRule
 from bot.signals.signal_records import ReportOutcome, Signal, SignalState, Triage
@@ -1336,7 +1336,9 @@ def _rate(point: Any) -> str:
     return percent(point.value) if point is not None else "no data"
 
 
-def metrics_summary(incident: Incident, backend: str, window: timedelta, summary: Excursion) -> str:
+def metrics_summary(
+    incident: Incident, backend: str, window: timedelta, summary: Excursion, means: Sequence[Bucket] = ()
+) -> str:
     """The numbers beside the chart: current, baseline (the hour before onset), peak, onset."""
     peak = f"{_rate(summary.peak)} at {_at(summary.peak.at)}" if summary.peak else "no data"
     onset = (
@@ -1352,6 +1354,8 @@ def metrics_summary(incident: Incident, backend: str, window: timedelta, summary
         f"• Peak: {peak}",
         f"• Onset: {onset}",
     ]
+    if means:
+        lines.append("• 15-minute means: " + " · ".join(f"{b.start:%H:%M} {percent(b.mean)}" for b in means))
     return fit_text("\n".join(lines))
 
 

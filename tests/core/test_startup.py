@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.core.settings import Config, KubernetesConfig, KubernetesTarget, ServiceConfig
 from bot.remediation.platforms import Platforms
-from tests.fakes.kubernetes_api import FakeKubernetes
+from sandbox.fakes.kubernetes_api import FakeKubernetes
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("kubernetes", "boto3", "botocore", "github")

@@ -12,7 +12,7 @@ from github import Auth, Github, GithubException, InputGitAuthor, InputGitTreeEl
 from github.GithubException import BadCredentialsException, UnknownObjectException
 from github.Repository import Repository
 
-from tests.fakes.github_api import FakeGitHub
+from sandbox.fakes.github_api import FakeGitHub
 
 TOKEN = "test-token"
 REPO = "acme/payments"

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.fakes.kubernetes_api import (
+from sandbox.fakes.kubernetes_api import (
     JSON_PATCH,
     MERGE_PATCH,
     POD_TEMPLATE_HASH,

@@ -20,7 +20,7 @@ from bot.remediation.platforms import Platforms
 from bot.slack import rendering
 from integrations.kubernetes_rollouts import KubernetesDeployments
 from sandbox.emulator import SlackEmulator
-from tests.fakes.kubernetes_api import FakeKubernetes
+from sandbox.fakes.kubernetes_api import FakeKubernetes
 from tests.support import CHANNEL, Workspace, finished, request, start_tars, stored_action, vote
 
 SERVICES = {

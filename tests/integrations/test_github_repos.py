@@ -19,7 +19,7 @@ from integrations.github_repos import (
     revert_branch_name,
 )
 from integrations.plans import IntegrationError, NothingToDo, TargetChanged
-from tests.fakes.github_api import FakeGitHub
+from sandbox.fakes.github_api import FakeGitHub
 
 TOKEN = "t"
 REPO = "acme/payments"

@@ -25,7 +25,7 @@ from integrations.kubernetes_rollouts import (
     templates_equal,
 )
 from integrations.plans import IntegrationError, NothingToDo, TargetChanged
-from tests.fakes.kubernetes_api import (
+from sandbox.fakes.kubernetes_api import (
     JSON_PATCH,
     MERGE_PATCH,
     POD_TEMPLATE_HASH,

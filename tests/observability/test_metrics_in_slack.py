@@ -3,7 +3,8 @@ resolve criterion, the rollback advice and the runbook's log queries.
 
 One Prometheus serves two services' traffic, backfilled around a bad deploy an hour into the data:
 - payments: 0.05% errors, 5% from the deploy until the rollback 60 minutes later, then 0.05% again;
-- checkout: 0.05%, then 0.3% from the deploy on, never fixed (between P1's 0.1% and P2's 0.5%).
+- checkout: 0.05%, then 0.3% from the deploy on, never fixed (between P1's 0.1% and P2's 0.5%), and its p99
+  latency goes from 120 ms to 500 ms.
 Their log groups hold the same story: payments logs the same two errors before and after the fix, checkout
 starts logging a new one after it. TARS's clock is set inside that story; everything it reports is what
 Prometheus and CloudWatch Logs computed from what was loaded.
@@ -11,12 +12,14 @@ Prometheus and CloudWatch Logs computed from what was loaded.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import PIL.Image
 import pytest
 from sqlalchemy import Engine
 
@@ -35,8 +38,8 @@ from bot.remediation.platforms import Platforms
 from integrations.github_repos import GitHubClient
 from integrations.kubernetes_rollouts import KubernetesDeployments
 from sandbox.emulator import SlackEmulator
-from tests.fakes.github_api import FakeGitHub
-from tests.fakes.kubernetes_api import FakeKubernetes
+from sandbox.fakes.github_api import FakeGitHub
+from sandbox.fakes.kubernetes_api import FakeKubernetes
 from tests.integrations.aws_fixtures import REGION, client, moto_server
 from tests.observability.prometheus_server import (
     ErrorScenario,
@@ -61,7 +64,7 @@ CHECKOUT = error_scenario(
     ANCHOR,
     service="checkout",
     deploy_error_ratio=0.003,
-    deploy_latency=0.12,
+    deploy_latency=0.5,
     deploy_after=60 * MINUTE,
     rollback_after=170 * MINUTE,
     until=170 * MINUTE,
@@ -260,6 +263,24 @@ def test_metrics_posts_the_chart_and_the_runbook_numbers_to_the_thread(team: Wor
     assert chart.thread_ts == incident.card_ts
     assert chart.filename == f"inc-{incident.id}-error-rate.png"
     assert _png_size(chart.content) == (1000, 450)
+    with PIL.Image.open(io.BytesIO(chart.content)) as picture:
+        picture.load()  # decodes every pixel: a truncated or corrupt PNG raises here
+        assert picture.size == (1000, 450)
+    # The runbook's 15-minute buckets the chart draws, listed beside it, on the quarter hours: healthy, 5% while
+    # the bad version ran, healthy again after the rollback (buckets that straddle a change lie between).
+    listed = summary.split("15-minute means: ", 1)[1].splitlines()[0].split(" · ")
+    start = ANCHOR + 30 * MINUTE
+    grid = start - timedelta(minutes=start.minute % 15)
+    errors_rose, errors_fell = DEPLOY + MINUTE, FIX + MINUTE
+    for index, bucket in enumerate(listed):
+        begins = grid + index * 15 * MINUTE
+        label, value = bucket.split(" ")
+        assert label == f"{begins:%H:%M}"
+        if begins + 15 * MINUTE <= errors_rose or begins >= errors_fell:
+            assert value == "0.05%", bucket
+        elif errors_rose <= begins and begins + 15 * MINUTE <= errors_fell:
+            assert value == "5%", bucket
+    assert len(listed) == 9  # 2 h from a quarter hour's middle: 9 quarter hours
     team.ephemeral_to("U0ALICE", "now 0.05%")
     team.wait_until(lambda: any(e.kind == "metrics_chart" for e in team.timeline(incident.id)))
 
@@ -358,6 +379,7 @@ def test_tars_says_plainly_when_a_fix_did_not_work(team: Workspace) -> None:
     first = _wait_for_thread(team, incident.id, "+5 min")
     assert "*not yet holding*" in first
     assert "✗ Error rate below 0.1% within 5 minutes of the fix: now 0.3%" in first
+    assert "✗ Latency back within 10% of baseline: now 500 ms, baseline 120 ms (limit 132 ms)" in first
     assert (
         "✗ No new error patterns since the fix: new: “ERROR KeyError: &lt;str&gt; in order &lt;id&gt;” ×1"
         in first
@@ -553,3 +575,14 @@ def test_a_rollback_issue_is_justified_by_the_error_rate_around_the_deployment(
             assert "on average since, peak 5%." in issue["body"]
         finally:
             next(session, None)
+
+
+def test_the_first_update_of_a_p2_carries_the_chart_and_later_ones_do_not(team: Workspace) -> None:
+    incident = team.declare("payments P2 card payments failing")
+    team.command(f"update {incident.id} bad deploy suspected")
+    _wait_for_thread(team, incident.id, "error rate, last 2h")
+    team.command(f"update {incident.id} rolling back")
+    team.settle()
+    charts = [e.text for e in team.timeline(incident.id) if e.kind == "metrics_chart"]
+    assert charts == ["Error-rate chart posted with the first 📊 update"]
+    assert len(team.slack.uploaded_files()) == 1

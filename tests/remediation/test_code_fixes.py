@@ -17,7 +17,7 @@ from bot.remediation.code_fixes import HotfixFields
 from bot.slack import rendering
 from integrations.github_repos import GitHubClient
 from sandbox.emulator import RecordedCall, SlackEmulator
-from tests.fakes.github_api import FakeGitHub
+from sandbox.fakes.github_api import FakeGitHub
 from tests.support import CHANNEL, Workspace, start_tars
 
 REPO = "acme/payments"

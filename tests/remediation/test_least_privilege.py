@@ -106,7 +106,7 @@ def test_the_generated_role_is_all_tars_can_do_on_a_cluster_that_enforces_it() -
 
     from bot.core.settings import Config, KubernetesTarget, ServiceConfig
     from bot.remediation.least_privilege import kubernetes_rbac
-    from tests.fakes.kubernetes_api import FakeKubernetes
+    from sandbox.fakes.kubernetes_api import FakeKubernetes
 
     services = {
         "payments": ServiceConfig(

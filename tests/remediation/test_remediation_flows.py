@@ -29,7 +29,7 @@ from bot.slack import rendering
 from integrations.ecs_services import EcsServices
 from integrations.kubernetes_rollouts import KubernetesDeployments
 from sandbox.emulator import SlackEmulator
-from tests.fakes.kubernetes_api import FakeKubernetes
+from sandbox.fakes.kubernetes_api import FakeKubernetes
 from tests.integrations.aws_fixtures import client, client_factory, moto_server, reset_moto
 from tests.support import (
     CHANNEL,
@@ -56,8 +56,9 @@ APPROVERS = ApproversConfig(users=["U0BOB", "U0CAROL"], usergroup="S0SRE")
 
 
 @pytest.fixture
-def clock() -> FrozenClock:
-    # The fake cluster stamps objects with the real time; the rollback advice compares against ours.
+def clock(cluster: FakeKubernetes) -> FrozenClock:
+    # The fake cluster stamps objects with the real time, to the second; the rollback advice compares against
+    # ours. Read after the cluster's deployments exist, our "now" is never a second before their stamps.
     return FrozenClock(datetime.now(UTC).replace(microsecond=0))
 
 

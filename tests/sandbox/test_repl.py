@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support import run_tars
 
 WALKTHROUGH = """\
 /incident declare payments P1 Card payments failing with 502 impact="All card checkouts fail"
@@ -28,16 +27,15 @@ quit
 
 
 def test_a_new_user_can_run_a_p1_from_declaration_to_resolution(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TARS_", "DATABASE_URL"))}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'sandbox.db'}"
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "sandbox", "--script", "-"],
+    result = run_tars(
+        "sandbox",
+        "--script",
+        "-",
+        "--port",
+        "0",
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.db'}"},
         input=WALKTHROUGH,
-        capture_output=True,
-        text=True,
-        env=env,
         timeout=120,
-        check=False,
     )
     out = result.stdout
     assert result.returncode == 0, result.stderr + out
