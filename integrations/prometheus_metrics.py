@@ -8,6 +8,7 @@ JSON back, not worth a client library.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import math
 import urllib.error
@@ -92,11 +93,14 @@ class PrometheusReader:
         if not result:
             return ()
         points = []
-        for at, text in result[0].get("values", []):
-            value = float(text)
-            # NaN is 0/0 over a step with no traffic; neither it nor ±Inf is a reading a verdict can use.
-            if math.isfinite(value):
-                points.append(Point(at=datetime.fromtimestamp(float(at), UTC), value=value))
+        try:
+            for at, text in result[0].get("values", []):
+                value = float(text)
+                # NaN is 0/0 over a step with no traffic; neither it nor ±Inf is a reading a verdict can use.
+                if math.isfinite(value):
+                    points.append(Point(at=datetime.fromtimestamp(float(at), UTC), value=value))
+        except (TypeError, ValueError, AttributeError):
+            raise ReadFailed("Prometheus answered a range query with malformed values") from None
         return tuple(points)
 
     def _get(self, path: str) -> dict[str, Any]:
@@ -116,8 +120,8 @@ class PrometheusReader:
             raise ReadFailed(
                 f"Prometheus at {self._shown_url()} could not be reached: {error.reason}"
             ) from None
-        except OSError as error:  # reset or dropped mid-answer
-            raise ReadFailed(f"Prometheus at {self._shown_url()} failed mid-answer: {error}") from None
+        except (OSError, http.client.HTTPException) as error:  # reset, dropped or cut short mid-answer
+            raise ReadFailed(f"Prometheus at {self._shown_url()} failed mid-answer: {error!r}") from None
         try:
             answer = json.loads(body)
         except ValueError:

@@ -317,27 +317,35 @@ class Sandbox:
             return
         button = self.buttons[number - 1]
         channel, ts = self.focused_card
-        if button["type"] == "button":
-            response = self.client.click_button(
-                user_id=self.user,
-                channel_id=channel,
-                message_ts=ts,
-                action_id=button["action_id"],
-                value=button["value"],
-            )
-        else:
-            response = self.client.select_option(
-                user_id=self.user,
-                channel_id=channel,
-                message_ts=ts,
-                action_id=button["action_id"],
-                option_value=button["option"],
-            )
+        try:
+            if button["type"] == "button":
+                response = self.client.click_button(
+                    user_id=self.user,
+                    channel_id=channel,
+                    message_ts=ts,
+                    action_id=button["action_id"],
+                    value=button["value"],
+                )
+            else:
+                response = self.client.select_option(
+                    user_id=self.user,
+                    channel_id=channel,
+                    message_ts=ts,
+                    action_id=button["action_id"],
+                    option_value=button["option"],
+                )
+        except LookupError:
+            # Someone (in the browser page, say) changed the card since its buttons were listed.
+            self._print("That button is no longer on the card; `buttons` lists what it has now.")
+            self._focus(channel, ts)
+            return
         self._show_ack(response.status, response.body)
         self._settle()
 
     def _fill_form(self, call: RecordedCall) -> None:
         view_id = str(call.response["view"]["id"])
+        if view_id not in {view.id for view in self.emulator.views(self.user)}:
+            return  # someone else's form (opened from the browser page), or already closed
         title = call.args["view"].get("title", {}).get("text", "Form")
         self._print(f"\n── a form opened: {title} (empty answer = keep what is filled in, or leave blank)")
         fields = self.client.view_input_fields(view_id)
@@ -351,7 +359,11 @@ class Sandbox:
             except EOFError:
                 self._print("  (the input ended; the form was left unsubmitted)")
                 return
-            response = self.client.submit_view(user_id=self.user, view_id=view_id, values=values)
+            try:
+                response = self.client.submit_view(user_id=self.user, view_id=view_id, values=values)
+            except LookupError:
+                self._print("  (the form was closed elsewhere, in the browser page, before it was sent)")
+                return
             body = response.json() if response.body else None
             if isinstance(body, dict) and body.get("response_action") == "errors":
                 for block_id, message in body["errors"].items():
@@ -394,13 +406,18 @@ class Sandbox:
 
     def fire_alert(self, service: str, name: str) -> str:
         """The alert source fires: Alertmanager's webhook, with its bearer token, into TARS."""
-        status, body = self.world.fire_alert(f"http://127.0.0.1:{self.server.port}", service, name)
+        try:
+            status, body = self.world.fire_alert(f"http://127.0.0.1:{self.server.port}", service, name)
+        except OSError as error:
+            return f"TARS answered the alert with an error: {error}"
         if status != 200:
             return f"TARS answered the alert with HTTP {status}: {body}"
         return f"{service} {name} fired"
 
     def later(self, delta: timedelta) -> str:
-        """Let time pass for TARS and the demo world alike, and run what came due meanwhile."""
+        """Let time pass for TARS and the demo world alike, and run what came due meanwhile. Work in flight
+        finishes first: moving the clock under a leased post would let another worker take it over."""
+        self.app.settle()
         self.clock.advance(delta)
         self.app.tars.scheduler.tick()  # now, rather than at the next tick
         return f"{format_duration(delta)} later: {self.clock.now():%H:%M} UTC"

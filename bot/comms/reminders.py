@@ -132,7 +132,12 @@ class Planner:
 
     def on_resolved(self, session: Session, incident: Incident) -> None:
         self.cancel(
-            session, incident.id, ReminderKind.UPDATE, ReminderKind.ESCALATION, ReminderKind.ACTION_EXPIRY
+            session,
+            incident.id,
+            ReminderKind.UPDATE,
+            ReminderKind.ESCALATION,
+            ReminderKind.ACTION_EXPIRY,
+            ReminderKind.VALIDATION,
         )
         # A remediation still waiting for approval must not run against a resolved incident.
         pending = session.scalars(

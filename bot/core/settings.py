@@ -284,7 +284,8 @@ class PrometheusSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(pattern=r"^https?://[^\s/]+", description="e.g. http://prometheus.monitoring:9090")
+    # No user:password@ in the URL: urllib would not send it; basic auth is username + password_env.
+    url: str = Field(pattern=r"^https?://[^\s/@]+(/|$)", description="e.g. http://prometheus.monitoring:9090")
     error_rate: str = Field(min_length=1, max_length=2000)
     latency: str | None = Field(default=None, min_length=1, max_length=2000)
     # Secrets stay in the environment: these name the variables that hold them.
@@ -325,7 +326,11 @@ class CloudWatchSeries(BaseModel):
     @model_validator(mode="after")
     def _shape(self) -> CloudWatchSeries:
         for name in self.metrics:
-            if not re.match(r"^[a-z][a-zA-Z0-9_]{0,254}$", name):
+            if name == "tars_result":
+                raise ValueError(
+                    "metric id 'tars_result' is TARS's own (the expression's result); pick another"
+                )
+            if not re.fullmatch(r"[a-z][a-zA-Z0-9_]{0,254}", name):
                 raise ValueError(
                     f"metric id {name!r} must start with a lower-case letter (CloudWatch's rule)"
                 )

@@ -63,19 +63,24 @@ class Excursion:
     threshold: float
 
 
-def excursion(series: Series, threshold: float, reference: datetime) -> Excursion:
-    """Summarise an error-rate series against `threshold`; `reference` stands in for onset when there is
-    none (the declaration), so a baseline can still be given."""
+def excursion(
+    series: Series, threshold: float, reference: datetime, since: datetime | None = None
+) -> Excursion:
+    """Summarise an error-rate series against `threshold`: the peak from `since` on (the chart's window; the
+    points before it are the baseline's), and the onset of the run above the threshold that holds it.
+    An onset at the very first point read is not known (it began before the data), so it is None.
+    `reference` stands in for onset when there is none (the declaration), so a baseline can still be given."""
     if not series:
         return Excursion(None, None, None, None, threshold)
-    peak_index = max(range(len(series)), key=lambda i: (series[i].value, -i))
+    shown = [i for i, point in enumerate(series) if since is None or point.at >= since] or [len(series) - 1]
+    peak_index = max(shown, key=lambda i: (series[i].value, i))
     peak = series[peak_index]
     onset: datetime | None = None
     if peak.value >= threshold:
         first = peak_index
         while first > 0 and series[first - 1].value >= threshold:
             first -= 1
-        onset = series[first].at
+        onset = series[first].at if first > 0 else None
     anchor = onset or reference
     baseline = mean_between(series, anchor - BASELINE_SPAN, anchor)
     return Excursion(series[-1], peak, onset, baseline, threshold)
@@ -115,15 +120,22 @@ class Quiet:
     stale: bool
 
 
-def quiet(series: Series, threshold: float, now: datetime, needed: timedelta = QUIET_NEEDED) -> Quiet:
-    """Whether the error rate has been under `threshold` for `needed` (the resolution criterion)."""
+def quiet(
+    series: Series, threshold: float, now: datetime, step: timedelta, needed: timedelta = QUIET_NEEDED
+) -> Quiet:
+    """Whether the error rate has been under `threshold` for `needed` (the resolution criterion). A gap of
+    more than two steps without data ends the run: no data is not the same as no errors."""
     if not series:
         return Quiet(False, None, timedelta(0), None, None, stale=True)
     newest = series[-1]
     recent = [point.value for point in series if point.at > newest.at - needed]
     worst = max(recent) if recent else None
     first = len(series)
-    while first > 0 and series[first - 1].value < threshold:
+    while (
+        first > 0
+        and series[first - 1].value < threshold
+        and (first == len(series) or series[first].at - series[first - 1].at <= 2 * step)
+    ):
         first -= 1
     since = series[first].at if first < len(series) else None
     lasted = newest.at - since if since is not None else timedelta(0)

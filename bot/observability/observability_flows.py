@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.comms.delivery import RetryLater
+from bot.comms.delivery import PermanentFailure, RetryLater
 from bot.comms.outbox import NOTE, Outbox
 from bot.core.clock import Clock
 from bot.core.database import reading, transaction
@@ -199,7 +199,7 @@ class ObservabilityFlows:
         a service with nothing configured before the ack."""
         with transaction(self.sessions) as session:
             incident = self.incidents.get(session, incident_id)
-            self._refuse_unconfigured(incident, job["job"])
+            self._refuse_unconfigured(incident, job)
             self.queue(session, incident, {**job, "actor": actor, "response_url": response_url})
         return incident
 
@@ -231,11 +231,14 @@ class ObservabilityFlows:
     def queue(self, session: Session, incident: Incident, job: dict[str, Any]) -> None:
         self.outbox.observe_job(session, incident, job)
 
-    def _refuse_unconfigured(self, incident: Incident, job: str) -> None:
-        if job == "chart" and not self.readers.has_metrics(incident.service):
+    def _refuse_unconfigured(self, incident: Incident, job: dict[str, Any]) -> None:
+        if job["job"] == "chart" and not self.readers.has_metrics(incident.service):
             raise UsageError(rendering.no_metrics_configured(incident))
-        if job == "logs" and not any(self.readers.log_groups(name) for name in self.readers.services):
-            raise UsageError(rendering.no_logs_configured(incident))
+        if job["job"] == "logs":
+            # A correlation id is looked for in every service's groups; the other queries in the incident's.
+            services = self.readers.services if job.get("query") == "corr" else [incident.service]
+            if not any(self.readers.log_groups(name) for name in services):
+                raise UsageError(rendering.no_logs_configured(incident))
 
     # --- the worker side ----------------------------------------------------------------------------------------
 
@@ -263,11 +266,18 @@ class ObservabilityFlows:
             log.error(
                 "observe job %s for incident %s failed", payload.get("job"), incident_id, exc_info=error
             )
-            answer = self._tell_failure(
-                incident_id,
-                f"TARS could not read the service ({type(error).__name__}; see its log)",
-                "read_failed",
-            )
+            try:
+                answer = self._tell_failure(
+                    incident_id,
+                    f"TARS could not read the service ({type(error).__name__}; see its log)",
+                    "read_failed",
+                )
+            except Exception as telling:
+                if database_unreachable(telling):
+                    raise RetryLater("the database is unavailable") from telling
+                raise PermanentFailure(
+                    f"observe job failed: {error!r}; telling the thread failed: {telling!r}"
+                ) from telling
         response_url = payload.get("response_url")
         if response_url:
             try:
@@ -286,7 +296,9 @@ class ObservabilityFlows:
         end = _floor(now, step)
         start = end - window
         series = self._read(incident.service, "error_rate", start - BASELINE_SPAN, end, step)
-        summary = excursion(series, threshold_for(incident.severity), reference=incident.declared_at)
+        summary = excursion(
+            series, threshold_for(incident.severity), reference=incident.declared_at, since=start
+        )
         deployed = self._deployed_at(incident.service)
         shown = tuple(point for point in series if point.at >= start)
         grid = _floor(start, BUCKET)
@@ -307,8 +319,8 @@ class ObservabilityFlows:
             return None
         try:
             return self.view(incident, timedelta(hours=2)).excursion.onset
-        except ReadFailed as failure:
-            log.info("no onset for %s: %s", incident.ref, failure.message)
+        except Exception as error:  # advice without the onset beats no rollback request at all
+            log.warning("no onset for %s: %r", incident.ref, error)
             return None
 
     def rates_around_deploy(self, incident: Incident) -> DeployRates | None:
@@ -322,8 +334,8 @@ class ObservabilityFlows:
         window = min(max(since, timedelta(hours=2)), LONGEST_READ)
         try:
             view = self.view(incident, window)
-        except ReadFailed as failure:
-            log.info("no error rates around %s's deployment: %s", incident.service, failure.message)
+        except Exception as error:  # the rollback issue is still worth opening without them
+            log.warning("no error rates around %s's deployment: %r", incident.service, error)
             return None
         return rates_around(view.read, view.backend, deployed)
 
@@ -379,13 +391,15 @@ class ObservabilityFlows:
         """The runbook's resolution criterion, from the metrics: under the severity's threshold for 10
         consecutive minutes. Met: resolve. Not met: say why, with the numbers and the chart."""
         actor = str(payload["actor"])
+        if not incident.is_open:
+            return f"{incident.ref} is already resolved."
         now = self.clock.now()
         try:
             view = self.view(incident, timedelta(hours=2))
         except ReadFailed as failure:
             self._tell_failure(incident, failure, "resolve_unchecked")
             return rendering.resolve_unchecked_reply(incident, failure.message)
-        verdict = quiet(view.chart.series, view.excursion.threshold, now)
+        verdict = quiet(view.chart.series, view.excursion.threshold, now, step_for(view.window))
         if not verdict.ok:
             text = rendering.resolve_refused_by_metrics(incident, verdict)
             self._post_chart(
@@ -407,6 +421,8 @@ class ObservabilityFlows:
     def _validate(self, incident: Incident, payload: dict[str, Any]) -> str:
         action_id = int(payload["action_id"])
         stage = int(payload["stage"])
+        if not incident.is_open:
+            return f"{incident.ref} was resolved; its fix needs no validation now."
         with reading(self.sessions) as session:
             action = session.get(ActionRequest, action_id)
             if action is None:
@@ -453,7 +469,19 @@ class ObservabilityFlows:
             return Verdict(name, None, "no log groups in the catalog")
         terms = LOG_TERMS["errors"]
         try:
-            before = reader.search(groups, fixed_at - BASELINE_SPAN, fixed_at, terms, limit=LOG_LIMIT)
+            # A quarter at a time: a search keeps its oldest lines, so one search of a busy hour would miss the
+            # patterns of its last minutes, the ones most likely still around after the fix.
+            before = [
+                line
+                for quarter in range(4)
+                for line in reader.search(
+                    groups,
+                    fixed_at - BASELINE_SPAN + quarter * BUCKET,
+                    fixed_at - BASELINE_SPAN + (quarter + 1) * BUCKET,
+                    terms,
+                    limit=LOG_LIMIT,
+                )
+            ]
             since = reader.search(groups, fixed_at, now, terms, limit=LOG_LIMIT)
         except ReadFailed as failure:
             return Verdict(name, False, f"could not read the logs: {failure.message}")

@@ -410,6 +410,8 @@ _OWN_WORDS_KINDS = frozenset(
         "action_expired",
         "action_started",
         "reminder",
+        "metrics_chart",
+        "resolve_refused",
     }
 )
 

@@ -586,3 +586,14 @@ def test_the_first_update_of_a_p2_carries_the_chart_and_later_ones_do_not(team: 
     charts = [e.text for e in team.timeline(incident.id) if e.kind == "metrics_chart"]
     assert charts == ["Error-rate chart posted with the first 📊 update"]
     assert len(team.slack.uploaded_files()) == 1
+
+
+def test_resolving_before_the_validations_cancels_them(team: Workspace) -> None:
+    incident = team.declare("payments P1 card payments failing")
+    team.clock.advance(FIX - team.clock.now())
+    _rollback_and_approve(team, incident.id)
+    team.command(f"resolve {incident.id} rolled back --force")
+    team.later(10 * MINUTE)
+    team.settle()
+    assert not [text for text in _thread_texts(team, incident.id) if "validation of" in text]
+    assert not [e for e in team.timeline(incident.id) if e.kind == "validation"]
