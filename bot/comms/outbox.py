@@ -103,9 +103,19 @@ class Outbox:
             self.thread_note(session, incident, note)
 
     def thread_note(
-        self, session: Session, incident: Incident, text: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        session: Session,
+        incident: Incident,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        record: list[str] | None = None,
     ) -> None:
-        self.add(session, incident, "thread_note", {"text": text, "blocks": blocks}, priority=NOTE)
+        """A note in the incident's thread; `record` is the timeline entry written when it is posted."""
+        payload: dict[str, Any] = {"text": text, "blocks": blocks}
+        if record:
+            payload["record"] = record
+        self.add(session, incident, "thread_note", payload, priority=NOTE)
 
     def thread_file(
         self,

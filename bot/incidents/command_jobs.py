@@ -38,6 +38,18 @@ log = logging.getLogger(__name__)
 Reply = Callable[[str, str], None]
 
 
+def answer_privately(reply: Reply, payload: dict[str, Any], answer: str) -> dict[str, Any]:
+    """Tell the person who asked for a job how it went, through the response_url their request carried; the
+    result to store for the job's row."""
+    response_url = payload.get("response_url")
+    if response_url:
+        try:
+            reply(str(response_url), answer)
+        except Exception as error:  # the work is done and recorded; only the private note is lost
+            log.warning("could not tell %s how their request went: %s", payload.get("actor"), error)
+    return {"answer": answer}
+
+
 class CommandJobs:
     def __init__(
         self,
@@ -91,13 +103,7 @@ class CommandJobs:
                     "slow command %r for incident %s failed", payload.get("text"), incident_id, exc_info=error
                 )
             answer = friendly_message(error)
-        response_url = payload.get("response_url")
-        if response_url:
-            try:
-                self.reply(str(response_url), answer)
-            except Exception as error:  # the work is done and recorded; only the private note is lost
-                log.warning("could not tell %s how their command went: %s", payload.get("actor"), error)
-        return {"answer": answer}
+        return answer_privately(self.reply, payload, answer)
 
     def _carry_out(self, text: str, *, actor: str) -> str:
         match parse_command(text, self.services):

@@ -20,10 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.comms.delivery import PermanentFailure, RetryLater
-from bot.comms.outbox import NOTE, Outbox
+from bot.comms.outbox import Outbox
 from bot.core.clock import Clock
 from bot.core.database import reading, transaction
 from bot.core.domain_errors import DomainError, UsageError
+from bot.incidents.command_jobs import Reply, answer_privately
 from bot.incidents.incident_records import Incident, TimelineEvent
 from bot.incidents.lifecycle import IncidentService
 from bot.observability import log_patterns
@@ -52,7 +53,6 @@ from integrations.plans import IntegrationError
 
 log = logging.getLogger(__name__)
 
-Reply = Callable[[str, str], None]
 DeployedAt = Callable[[str], datetime | None]
 
 
@@ -278,13 +278,7 @@ class ObservabilityFlows:
                 raise PermanentFailure(
                     f"observe job failed: {error!r}; telling the thread failed: {telling!r}"
                 ) from telling
-        response_url = payload.get("response_url")
-        if response_url:
-            try:
-                self.reply(str(response_url), answer)
-            except Exception as error:  # the thread has the result; only the private note is lost
-                log.warning("could not tell %s about their read: %s", payload.get("actor"), error)
-        return {"answer": answer}
+        return answer_privately(self.reply, payload, answer)
 
     def view(self, incident: Incident, window: timedelta) -> MetricsView:
         """Read the error rate over `window` (and the hour before it, for the baseline) and summarise it."""
@@ -382,9 +376,7 @@ class ObservabilityFlows:
             stored = self.incidents.get(session, incident if isinstance(incident, int) else incident.id)
             reason = failure if isinstance(failure, str) else failure.message
             text = rendering.read_failed_note(stored, reason)
-            self.outbox.add(
-                session, stored, "thread_note", {"text": text, "record": [kind, text]}, priority=NOTE
-            )
+            self.outbox.thread_note(session, stored, text, record=[kind, text])
         return text
 
     def _resolve(self, incident: Incident, payload: dict[str, Any]) -> str:
@@ -510,7 +502,7 @@ class ObservabilityFlows:
         with transaction(self.sessions) as session:
             stored = self.incidents.get(session, incident.id)
             record = ["logs_searched", rendering.logs_record(query, payload.get("correlation_id"), window)]
-            self.outbox.add(session, stored, "thread_note", {"text": text, "record": record}, priority=NOTE)
+            self.outbox.thread_note(session, stored, text, record=record)
         return rendering.logs_posted_reply(incident)
 
     def _search_everywhere(self, start: datetime, end: datetime, correlation_id: str) -> list[LogLine]:

@@ -28,7 +28,15 @@ from bot.core.durations import format_duration
 from bot.incidents import input_rules
 from bot.incidents.incident_records import OPEN_STATUSES, Incident, Status, TimelineEvent
 from bot.observability.log_patterns import Pattern
-from bot.observability.metric_analysis import Bucket, DeployRates, Excursion, Quiet, Verdict, percent
+from bot.observability.metric_analysis import (
+    Bucket,
+    DeployRates,
+    Excursion,
+    Quiet,
+    Verdict,
+    percent,
+    threshold_for,
+)
 from bot.remediation.action_records import Vote, VoteOutcome
 from bot.remediation.rollback_rule import RollbackRule
 from bot.signals.signal_records import ReportOutcome, Signal, SignalState, Triage
@@ -1488,7 +1496,7 @@ def _quiet_numbers(quiet: Quiet) -> str:
 
 
 def resolve_refused_by_metrics(incident: Incident, quiet: Quiet) -> str:
-    threshold = percent(0.001 if incident.severity == 1 else 0.005)
+    threshold = percent(threshold_for(incident.severity))
     return (
         f"⛔ Not resolving {incident.ref}: the runbook wants the error rate under {threshold} "
         f"(P{incident.severity}) for 10 consecutive minutes. It has been {_quiet_numbers(quiet)}. "
@@ -1497,7 +1505,7 @@ def resolve_refused_by_metrics(incident: Incident, quiet: Quiet) -> str:
 
 
 def resolve_criteria_met(incident: Incident, quiet: Quiet) -> str:
-    threshold = percent(0.001 if incident.severity == 1 else 0.005)
+    threshold = percent(threshold_for(incident.severity))
     return f"error rate under {threshold} for {format_duration(quiet.lasted)}, now {_rate(quiet.newest)}"
 
 
