@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -10,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot.core.domain_errors import UsageError
 from bot.incidents.incident_records import Status
+from bot.incidents.lifecycle import Guard
 from bot.remediation.code_fixes import parse_merge_value
 from bot.runtime import Tars
 from bot.slack import rendering
@@ -53,15 +55,19 @@ def _severity_choice(action: dict[str, Any]) -> tuple[int, int]:
 
 
 def register(app: App, tars: Tars) -> None:
-    def on_incident_card(body: dict[str, Any], incident_id: int, button: str) -> int:
-        tars.buttons.incident_card(incident_id, clicked_message(body), actor=acting_user(body), button=button)
-        return incident_id
+    def on_incident_card(
+        body: dict[str, Any], incident_id: int, button: str
+    ) -> AbstractContextManager[Guard]:
+        return tars.buttons.incident_card(
+            incident_id, clicked_message(body), actor=acting_user(body), button=button
+        )
 
     @app.action(rendering.ACK_ACTION)
     @guarded
     def acknowledge(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
-        incident_id = on_incident_card(body, _incident_id(action.get("value")), "Acknowledge")
-        tars.flows.acknowledge(incident_id, actor=acting_user(body))
+        incident_id = _incident_id(action.get("value"))
+        with on_incident_card(body, incident_id, "Acknowledge") as guard:
+            tars.flows.acknowledge(incident_id, actor=acting_user(body), guard=guard)
         ack()
 
     @app.action(STATUS_ACTION)
@@ -69,24 +75,26 @@ def register(app: App, tars: Tars) -> None:
     def change_status(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         match = STATUS_ACTION.match(action["action_id"])
         assert match is not None  # the listener only fires for matching ids
-        incident_id = on_incident_card(body, _incident_id(action.get("value")), "Status")
-        tars.flows.set_status(incident_id, Status(match.group(1)), actor=acting_user(body))
+        incident_id = _incident_id(action.get("value"))
+        with on_incident_card(body, incident_id, "Status") as guard:
+            tars.flows.set_status(incident_id, Status(match.group(1)), actor=acting_user(body), guard=guard)
         ack()
 
     @app.action(rendering.SEVERITY_ACTION)
     @guarded
     def change_severity(ack: Ack, action: dict[str, Any], body: dict[str, Any]) -> None:
         incident_id, severity = _severity_choice(action)
-        on_incident_card(body, incident_id, "Severity")
-        tars.flows.set_severity(incident_id, severity, actor=acting_user(body))
+        with on_incident_card(body, incident_id, "Severity") as guard:
+            tars.flows.set_severity(incident_id, severity, actor=acting_user(body), guard=guard)
         ack()
 
     @app.action(rendering.RESOLVE_ACTION)
     @guarded
     def open_resolve_modal(ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         ack()
-        incident_id = on_incident_card(body, _incident_id(action.get("value")), "Resolve")
-        incident = tars.flows.open_incident(incident_id)
+        incident_id = _incident_id(action.get("value"))
+        with on_incident_card(body, incident_id, "Resolve") as guard:
+            incident = tars.flows.open_incident(incident_id, guard=guard)
         client.views_open(
             trigger_id=body["trigger_id"],
             view=rendering.resolve_modal(incident, channel_id=origin_channel(body)),

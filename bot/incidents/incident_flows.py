@@ -18,7 +18,7 @@ from bot.core.database import reading, transaction
 from bot.core.domain_errors import DomainError
 from bot.incidents.command_parser import Declare
 from bot.incidents.incident_records import Incident, Status, TimelineEvent
-from bot.incidents.lifecycle import Change, IncidentService
+from bot.incidents.lifecycle import Change, Guard, IncidentService
 from bot.slack import rendering
 
 log = logging.getLogger(__name__)
@@ -81,21 +81,27 @@ class IncidentFlows:
         incident.channel_id = incident.channel_id or channel
         return incident
 
-    def acknowledge(self, incident_id: int, *, actor: str) -> Change:
+    # `guard` runs on the locked incident before the rule (e.g. that a click was on its own card).
+
+    def acknowledge(self, incident_id: int, *, actor: str, guard: Guard | None = None) -> Change:
         return self._change(
-            lambda s: self.service.acknowledge(s, incident_id, actor=actor),
+            lambda s: self.service.acknowledge(s, incident_id, actor=actor, guard=guard),
             note=True,
         )
 
-    def set_status(self, incident_id: int, status: Status, *, actor: str) -> Change:
+    def set_status(
+        self, incident_id: int, status: Status, *, actor: str, guard: Guard | None = None
+    ) -> Change:
         return self._change(
-            lambda s: self.service.set_status(s, incident_id, status, actor=actor),
+            lambda s: self.service.set_status(s, incident_id, status, actor=actor, guard=guard),
             note=True,
         )
 
-    def set_severity(self, incident_id: int, severity: int, *, actor: str) -> Change:
+    def set_severity(
+        self, incident_id: int, severity: int, *, actor: str, guard: Guard | None = None
+    ) -> Change:
         return self._change(
-            lambda s: self.service.set_severity(s, incident_id, severity, actor=actor),
+            lambda s: self.service.set_severity(s, incident_id, severity, actor=actor, guard=guard),
             note=True,
         )
 
@@ -151,10 +157,12 @@ class IncidentFlows:
             incident = self.service.get(session, incident_id)
             return incident, self.service.timeline(session, incident_id)
 
-    def open_incident(self, incident_id: int) -> Incident:
+    def open_incident(self, incident_id: int, *, guard: Guard | None = None) -> Incident:
         """An incident that can still be changed, for opening a modal about it."""
         with reading(self.sessions) as session:
             incident = self.service.get(session, incident_id)
+        if guard is not None:
+            guard(incident)
         if not incident.is_open:
             raise DomainError(f"{incident.ref} is already resolved.")
         return incident

@@ -7,7 +7,7 @@ moment are serialised instead of overwriting each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +38,11 @@ _ATTACH_CARD = (
     .where(table_of(Incident).c.id == bindparam("incident_id"))
     .values(channel_id=bindparam("channel"), card_ts=bindparam("ts"))
 )
+
+
+# Runs on the locked incident before any rule, e.g. to check that a click was made on this incident's own card;
+# it refuses by raising.
+Guard = Callable[[Incident], None]
 
 
 @dataclass(frozen=True)
@@ -193,8 +198,10 @@ class IncidentService:
             _ATTACH_CARD, {"incident_id": incident_id, "channel": result["channel"], "ts": result["ts"]}
         )
 
-    def acknowledge(self, session: Session, incident_id: int, *, actor: str) -> Change:
-        incident = self._open_incident(session, incident_id, "acknowledge")
+    def acknowledge(
+        self, session: Session, incident_id: int, *, actor: str, guard: Guard | None = None
+    ) -> Change:
+        incident = self._open_incident(session, incident_id, "acknowledge", guard)
         if incident.acknowledged_at is not None:
             raise IllegalTransition(rendering.already_acknowledged(incident))
         now = self.clock.now()
@@ -213,10 +220,12 @@ class IncidentService:
         self.planner.on_acknowledged(session, incident)
         return Change(incident, event)
 
-    def set_status(self, session: Session, incident_id: int, status: Status, *, actor: str) -> Change:
+    def set_status(
+        self, session: Session, incident_id: int, status: Status, *, actor: str, guard: Guard | None = None
+    ) -> Change:
         if status not in OPEN_STATUSES:
             raise UsageError(rendering.RESOLVE_WITH_RESOLVE)
-        incident = self._open_incident(session, incident_id, f"move to {status.label}")
+        incident = self._open_incident(session, incident_id, f"move to {status.label}", guard)
         old = incident.status_enum
         if old == status:
             raise IllegalTransition(f"{incident.ref} is already {status.label}.")
@@ -238,9 +247,11 @@ class IncidentService:
         )
         return Change(incident, event)
 
-    def set_severity(self, session: Session, incident_id: int, severity: int, *, actor: str) -> Change:
+    def set_severity(
+        self, session: Session, incident_id: int, severity: int, *, actor: str, guard: Guard | None = None
+    ) -> Change:
+        incident = self._open_incident(session, incident_id, "change the severity of", guard)
         _check_severity(severity)
-        incident = self._open_incident(session, incident_id, "change the severity of")
         old = incident.severity
         if old == severity:
             raise IllegalTransition(f"{incident.ref} is already P{severity}.")
@@ -355,8 +366,12 @@ class IncidentService:
 
     # --- helpers -------------------------------------------------------------------------------------------
 
-    def _open_incident(self, session: Session, incident_id: int, doing: str) -> Incident:
+    def _open_incident(
+        self, session: Session, incident_id: int, doing: str, guard: Guard | None = None
+    ) -> Incident:
         incident = self.get(session, incident_id, for_update=True)
+        if guard is not None:
+            guard(incident)
         if not incident.is_open:
             raise IllegalTransition(
                 f"{incident.ref} was resolved at {incident.resolved_at:%Y-%m-%d %H:%M} UTC; "

@@ -8,7 +8,8 @@ is refused privately and audited in the named record's incident timeline, in a t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.database import reading, transaction
 from bot.core.domain_errors import DomainError
 from bot.incidents.incident_records import Incident
-from bot.incidents.lifecycle import IncidentService
+from bot.incidents.lifecycle import Guard, IncidentService
 from bot.remediation.action_records import ActionRequest
 from bot.remediation.approvals import ActionService
 from bot.signals.signal_records import Signal
@@ -86,10 +87,17 @@ class ButtonBinding:
         self.incidents = incidents
         self.actions = actions
 
-    def incident_card(self, incident_id: int, clicked: ClickedMessage, *, actor: str, button: str) -> None:
-        with reading(self.sessions) as session:
-            incident = self.incidents.get(session, incident_id)
-        self._enforce(incident, actor, button, clicked, {"incident": incident_id}, check_incident_card)
+    @contextmanager
+    def incident_card(
+        self, incident_id: int, clicked: ClickedMessage, *, actor: str, button: str
+    ) -> Iterator[Guard]:
+        """The check for the change to run on the incident it locks anyway, so a click costs no read of its own;
+        a refusal is audited after the change has rolled back."""
+        try:
+            yield lambda incident: check_incident_card(incident, clicked)
+        except WrongCard:
+            self._audit(incident_id, actor, button, clicked, {"incident": incident_id})
+            raise
 
     def action_card(self, action_id: int, clicked: ClickedMessage, *, actor: str, button: str) -> None:
         with reading(self.sessions) as session:
@@ -136,17 +144,22 @@ class ButtonBinding:
         try:
             check(incident, clicked)
         except WrongCard:
-            with transaction(self.sessions) as session:
-                stored = self.incidents.get(session, incident.id)
-                self.incidents.record(
-                    session,
-                    stored,
-                    actor=actor,
-                    kind=AUDIT_KIND,
-                    text=f"{button} click refused: it was not on the card of what it names",
-                    data={"button": button, "record": record, **clicked.audit_data()},
-                )
+            self._audit(incident.id, actor, button, clicked, record)
             raise
+
+    def _audit(
+        self, incident_id: int, actor: str, button: str, clicked: ClickedMessage, record: dict[str, Any]
+    ) -> None:
+        with transaction(self.sessions) as session:
+            incident = self.incidents.get(session, incident_id)
+            self.incidents.record(
+                session,
+                incident,
+                actor=actor,
+                kind=AUDIT_KIND,
+                text=f"{button} click refused: it was not on the card of what it names",
+                data={"button": button, "record": record, **clicked.audit_data()},
+            )
 
 
 def _kept(value: str | None) -> str | None:
