@@ -209,6 +209,18 @@ class PostgresCpu:
         finally:
             engine.dispose()
 
+    def wait_idle(self, timeout: float = 120.0) -> None:
+        """Until Postgres's own background work is done (a checkpoint, autovacuum after the seeding, another
+        benchmark's dropped database): two quiet half-seconds in a row. It shares the 2 cores with the servers."""
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        last = self.cpu()
+        while last is not None and quiet < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.cpu()
+            quiet = quiet + 1 if now is not None and now - last <= 0.05 else 0
+            last = now
+
     def cpu(self) -> float | None:
         if self.postmaster is None:
             return None
@@ -467,6 +479,7 @@ def measure(
     server: Server, postgres: PostgresCpu, plan: list[Planned], clients: int, signer: SignedSlackClient
 ) -> PhaseResult:
     server.wait_idle()
+    postgres.wait_idle()
     cpu_before, pg_before = server.cpu(), postgres.cpu()
     result = run_load(server.port, plan, clients, signer)
     server.wait_idle()
