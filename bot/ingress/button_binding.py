@@ -151,10 +151,9 @@ class ButtonBinding:
         self, incident_id: int, actor: str, button: str, clicked: ClickedMessage, record: dict[str, Any]
     ) -> None:
         with transaction(self.sessions) as session:
-            incident = self.incidents.get(session, incident_id)
-            self.incidents.record(
+            self.incidents.record_for(
                 session,
-                incident,
+                incident_id,
                 actor=actor,
                 kind=AUDIT_KIND,
                 text=f"{button} click refused: it was not on the card of what it names",
