@@ -36,7 +36,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +102,21 @@ def process_cpu(pid: int, *, children: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def went_quiet(cpu: Callable[[], float], *, busy: float, timeout: float) -> bool:
+    """Whether `cpu` (seconds used so far) grew by at most `busy` in two half-seconds in a row within `timeout`."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    last = cpu()
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+        now = cpu()
+        quiet = quiet + 1 if now - last <= busy else 0
+        last = now
+    return True
+
+
 @dataclass
 class Server:
     name: str
@@ -116,17 +131,9 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def wait_idle(self, timeout: float = 120.0) -> None:
-        """Until the server has finished the work it acked: two quiet half-seconds in a row."""
-        deadline = time.monotonic() + timeout
-        quiet = 0
-        last = self.cpu()
-        while quiet < 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} still busy {timeout:.0f} s after the load ended")
-            time.sleep(0.5)
-            now = self.cpu()
-            quiet = quiet + 1 if now - last <= 0.02 else 0
-            last = now
+        """Until the server has finished the work it acked."""
+        if not went_quiet(self.cpu, busy=0.02, timeout=timeout):
+            raise RuntimeError(f"{self.name} still busy {timeout:.0f} s after the load ended")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -211,15 +218,9 @@ class PostgresCpu:
 
     def wait_idle(self, timeout: float = 120.0) -> None:
         """Until Postgres's own background work is done (a checkpoint, autovacuum after the seeding, another
-        benchmark's dropped database): two quiet half-seconds in a row. It shares the 2 cores with the servers."""
-        deadline = time.monotonic() + timeout
-        quiet = 0
-        last = self.cpu()
-        while last is not None and quiet < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
-            now = self.cpu()
-            quiet = quiet + 1 if now is not None and now - last <= 0.05 else 0
-            last = now
+        benchmark's dropped database), or `timeout`: it shares the 2 cores with the servers."""
+        if self.postmaster is not None:
+            went_quiet(lambda: self.cpu() or 0.0, busy=0.05, timeout=timeout)
 
     def cpu(self) -> float | None:
         if self.postmaster is None:
